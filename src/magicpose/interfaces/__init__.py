@@ -1,0 +1,1 @@
+"""User-facing entry points: the `magicpose` command line and the web app."""

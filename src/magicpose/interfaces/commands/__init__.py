@@ -1,0 +1,1 @@
+"""One module per `magicpose` subcommand; each exposes `register(subparsers)`."""
