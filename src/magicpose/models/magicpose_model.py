@@ -14,7 +14,6 @@ from typing import Iterator, Literal
 
 import torch
 from diffusers import ControlNetModel, UNet2DConditionModel
-from diffusers.models.attention import BasicTransformerBlock
 
 from magicpose.models.appearance_control import AppearanceControlModel
 from magicpose.models.multi_source_attention import attach_reference_bank
@@ -93,6 +92,11 @@ class MagicPoseModel(torch.nn.Module):
         timesteps = _timesteps_for(timesteps, batch, noisy_latents.device)
 
         if reference_features is None and reference_latents is not None:
+            if reference_latents.shape[0] not in (1, batch):
+                raise ValueError(
+                    f"{reference_latents.shape[0]} reference latents for {batch} frames: pass one reference "
+                    "for all frames or one per frame"
+                )
             if reference_latents.shape[0] == 1 and batch > 1 and not bool((timesteps == timesteps[0]).all()):
                 reference_latents = reference_latents.expand(batch, -1, -1, -1)
             one_step = timesteps[:1] if reference_latents.shape[0] == 1 else timesteps
@@ -149,11 +153,10 @@ class MagicPoseModel(torch.nn.Module):
 def _unread_appearance_modules(appearance: AppearanceControlModel) -> Iterator[torch.nn.Module]:
     """Modules run after the appearance model's last bank write: the last transformer block past norm1,
     and its transformer's output projection."""
-    blocks = [module for module in appearance.modules() if isinstance(module, BasicTransformerBlock)]
     last_up_block = appearance.up_blocks[-1]
-    if not blocks or not getattr(last_up_block, "attentions", None):
-        return
-    last = blocks[-1]
+    if not getattr(last_up_block, "attentions", None):
+        return  # a decoder ending without attention: every layer is read (nothing to freeze)
+    last = last_up_block.attentions[-1].transformer_blocks[-1]
     for name, child in last.named_children():
         if name != "norm1":
             yield child

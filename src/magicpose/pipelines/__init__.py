@@ -1,1 +1,1 @@
-
+"""Inference pipelines."""

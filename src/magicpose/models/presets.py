@@ -1,0 +1,92 @@
+"""Architectures of the MagicPose components at a few sizes, built with random weights.
+
+`sd15` is the real size (SD-1.5 UNets, 8x VAE, 77x768 context); `tiny` is the official oracle's reduced
+configuration (32 base channels), used by tests and CPU benchmarks. Nothing here loads weights.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+
+from magicpose.models.appearance_control import AppearanceControlModel
+from magicpose.models.text_context import TextContext
+
+_TINY_UNET = dict(
+    sample_size=16,
+    in_channels=4,
+    out_channels=4,
+    block_out_channels=(32, 32, 64),
+    layers_per_block=1,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    attention_head_dim=2,  # diffusers' legacy name for the number of heads
+    cross_attention_dim=32,
+    norm_num_groups=32,
+)
+_TINY_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    block_out_channels=(32, 64),
+    down_block_types=("DownEncoderBlock2D",) * 2,
+    up_block_types=("UpDecoderBlock2D",) * 2,
+    layers_per_block=1,
+    latent_channels=4,
+    norm_num_groups=32,
+    sample_size=32,
+    scaling_factor=0.18215,
+)
+
+
+def component_configs(preset: str) -> dict[str, dict]:
+    """Diffusers configs of unet, appearance_control, pose_control and vae, plus the context shape."""
+    if preset == "tiny":
+        unet = dict(_TINY_UNET)
+        vae = dict(_TINY_VAE)
+        context = dict(length=77, dim=32)
+    elif preset == "sd15":
+        from magicpose.models.official_checkpoint import diffusers_configs, load_ldm_config
+
+        configs = diffusers_configs(load_ldm_config())
+        unet, vae = configs["unet"], configs["vae"]
+        context = dict(length=77, dim=768)
+    else:
+        raise ValueError(f"unknown preset {preset!r}; expected 'tiny' or 'sd15'")
+    pose = {key: value for key, value in unet.items() if key not in ("sample_size", "out_channels", "up_block_types")}
+    pose["conditioning_channels"] = 3
+    return {"unet": unet, "appearance_control": copy.deepcopy(unet), "pose_control": pose, "vae": vae, "context": context}
+
+
+def build_components(
+    preset: str = "tiny", seed: int = 0, device: str | torch.device | None = None, zero_init_controlnet: bool = True
+) -> dict:
+    """Randomly initialised unet, appearance_control, pose_control, vae, text_context and scheduler.
+
+    Initialisation follows the official recipe's shape: the appearance branch starts as a copy of the
+    base UNet and the ControlNet from the UNet's encoder, its zero convolutions zero unless
+    `zero_init_controlnet=False` (tests want the pose path to have an effect from the start).
+    """
+    from magicpose.pipelines.schedulers import official_ddim_scheduler
+
+    configs = component_configs(preset)
+    with torch.random.fork_rng(), torch.device(device or "cpu"):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(**configs["unet"])
+        appearance = AppearanceControlModel.from_unet(unet)
+        pose = ControlNetModel.from_unet(unet, conditioning_channels=3)
+        if not zero_init_controlnet:
+            for name, parameter in pose.named_parameters():
+                if parameter.ndim > 1 and not parameter.any():
+                    torch.nn.init.normal_(parameter, std=parameter[0].numel() ** -0.5)
+        vae = AutoencoderKL(**configs["vae"])
+        context = TextContext.from_tensor(torch.randn(1, configs["context"]["length"], configs["context"]["dim"]))
+    return {
+        "unet": unet.eval(),
+        "appearance_control": appearance.eval(),
+        "pose_control": pose.eval(),
+        "vae": vae.eval(),
+        "text_context": context,
+        "scheduler": official_ddim_scheduler(),
+    }

@@ -1,0 +1,226 @@
+"""`MagicPosePipeline`: animate a reference photo with a sequence of poses (a diffusers pipeline)."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import AutoencoderKL, ControlNetModel, DiffusionPipeline, UNet2DConditionModel
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.schedulers import KarrasDiffusionSchedulers
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from magicpose.models.appearance_control import AppearanceControlModel
+from magicpose.models.magicpose_model import MagicPoseModel
+from magicpose.models.text_context import TextContext, encode_prompt
+from magicpose.pipelines.image_guidance import image_guidance
+
+
+@dataclass
+class MagicPosePipelineOutput(BaseOutput):
+    """`frames`: a list of PIL images, an (N, H, W, 3) float array in [0, 1], or an (N, 3, H, W) tensor in [0, 1]."""
+
+    frames: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+
+
+class MagicPosePipeline(DiffusionPipeline):
+    """Pose and expression retargeting with MagicPose (frozen SD-1.5 UNet + appearance and pose control).
+
+    Components: `unet` (frozen base UNet), `appearance_control` (Appearance Control Model),
+    `pose_control` (Pose ControlNet), `vae`, `text_context` (the empty prompt's embedding), `scheduler`
+    (the official DDIM by default; any diffusers scheduler can be swapped in), and optionally
+    `text_encoder` + `tokenizer` for text prompts.
+    """
+
+    model_cpu_offload_seq = "text_encoder->appearance_control->pose_control->unet->vae"
+    _optional_components = ["text_encoder", "tokenizer"]
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        unet: UNet2DConditionModel,
+        appearance_control: AppearanceControlModel,
+        pose_control: ControlNetModel,
+        text_context: TextContext,
+        scheduler: KarrasDiffusionSchedulers,
+        text_encoder=None,
+        tokenizer=None,
+    ):
+        super().__init__()
+        self.register_modules(
+            vae=vae,
+            unet=unet,
+            appearance_control=appearance_control,
+            pose_control=pose_control,
+            text_context=text_context,
+            scheduler=scheduler,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+        )
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
+        self.pose_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, do_normalize=False)
+
+    @property
+    def model(self) -> MagicPoseModel:
+        """The three networks wired together (built on demand; it holds no weights of its own)."""
+        return MagicPoseModel(self.unet, self.appearance_control, self.pose_control)
+
+    def encode_context(self, prompt: str | None) -> torch.Tensor:
+        if not prompt:
+            return self.text_context().to(device=self._execution_device, dtype=self.unet.dtype)
+        if self.text_encoder is None or self.tokenizer is None:
+            raise ValueError("a text prompt needs a text_encoder and a tokenizer in the pipeline")
+        return encode_prompt(self.text_encoder, prompt, self.tokenizer).to(self._execution_device, self.unet.dtype)
+
+    def encode_reference(self, image: torch.Tensor) -> torch.Tensor:
+        """Clean reference latent: the VAE posterior mean times the scaling factor.
+
+        The official code draws `posterior.sample()`, a random draw around that mean; the mean makes
+        results independent of the sampler's RNG (SD's VAE posterior std is about 1e-2 of the mean).
+        """
+        image = image.to(device=self._execution_device, dtype=self.vae.dtype)
+        return self.vae.encode(image).latent_dist.mode() * self.vae.config.scaling_factor
+
+    def decode_latents(self, latents: torch.Tensor, chunk_size: int) -> torch.Tensor:
+        """Latents to images in [-1, 1], `chunk_size` frames at a time (VAE memory grows with the batch)."""
+        scale = 1.0 / self.vae.config.scaling_factor
+        return torch.cat([self.vae.decode(chunk * scale).sample for chunk in latents.split(chunk_size)])
+
+    def prepare_poses(self, poses, height: int, width: int) -> torch.Tensor:
+        """Pose condition images (N, 3, H, W) in [0, 1] from images, a tensor or a `PoseSequence`."""
+        from magicpose.poses.types import PoseSequence
+
+        if isinstance(poses, PoseSequence):
+            from magicpose.poses.render import draw_openpose
+
+            poses = [draw_openpose(pose, poses.width, poses.height) for pose in poses.frames]
+        if isinstance(poses, torch.Tensor):
+            if poses.ndim != 4 or poses.shape[1] != 3:
+                raise ValueError(f"pose tensor must be (N, 3, H, W) in [0, 1], got {tuple(poses.shape)}")
+            poses = torch.nn.functional.interpolate(poses, size=(height, width), mode="bilinear") if poses.shape[-2:] != (height, width) else poses
+            return poses.to(self._execution_device, self.unet.dtype)
+        if len(poses) == 0:
+            raise ValueError("no pose frames were given")
+        return self.pose_processor.preprocess(list(poses), height=height, width=width).to(self._execution_device, self.unet.dtype)
+
+    @property
+    def pose_scale_factor(self) -> int:
+        """Pose image pixels per latent pixel: the ControlNet's hint encoder downsamples by 2 per stage.
+        Equal to the VAE factor at SD size (8); the two can differ in reduced models."""
+        return 2 ** (len(self.pose_control.config.conditioning_embedding_out_channels) - 1)
+
+    @torch.no_grad()
+    def denoise(
+        self,
+        latents: torch.Tensor,
+        reference_latents: torch.Tensor,
+        pose_images: torch.Tensor,
+        context: torch.Tensor,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 7.0,
+        eta: float = 0.0,
+        generator: torch.Generator | None = None,
+        frame_chunk_size: int = 16,
+    ) -> torch.Tensor:
+        """The sampling loop in latent space: N frames from initial noise (1 or N, 4, h, w).
+
+        Per step: one appearance pass for all frames, then per chunk of frames the conditional branch
+        (reference bank + pose ControlNet) and, for guidance, the plain base UNet.
+        """
+        frames = pose_images.shape[0]
+        latents = latents.expand(frames, -1, -1, -1).clone() if latents.shape[0] == 1 else latents.clone()
+        if latents.shape[0] != frames:
+            raise ValueError(f"{latents.shape[0]} initial latents for {frames} pose frames")
+        self.scheduler.set_timesteps(num_inference_steps, device=latents.device)
+        latents = latents * self.scheduler.init_noise_sigma
+        step_parameters = inspect.signature(self.scheduler.step).parameters
+        step_kwargs = {key: value for key, value in (("eta", eta), ("generator", generator)) if key in step_parameters}
+
+        model = self.model
+        for t in self.progress_bar(self.scheduler.timesteps):
+            model_input = self.scheduler.scale_model_input(latents, t)
+            # The reference branch does not depend on the frame: one pass per step serves every chunk.
+            features = model.encode_reference(reference_latents, t, context)
+            noise_pred = torch.cat([
+                image_guidance(
+                    lambda: model(chunk, t, context, pose_images=poses_chunk, reference_features=features),
+                    lambda: model(chunk, t, context),
+                    guidance_scale,
+                )
+                for chunk, poses_chunk in zip(model_input.split(frame_chunk_size), pose_images.split(frame_chunk_size))
+            ])  # fmt: skip
+            latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
+        return latents
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        reference_image: PIL.Image.Image | np.ndarray | torch.Tensor,
+        poses,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 7.0,
+        generator: torch.Generator | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        latents: torch.Tensor | None = None,
+        eta: float = 0.0,
+        prompt: str | None = None,
+        frame_chunk_size: int = 16,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ) -> MagicPosePipelineOutput | tuple:
+        """Generate one frame per pose: the reference person performing the poses.
+
+        Args:
+            reference_image: the person to animate (PIL image, HxWx3 uint8 array, or (1, 3, H, W) in [-1, 1]).
+            poses: N pose conditions: OpenPose renderings (PIL images, HxWx3 uint8 arrays, or an
+                (N, 3, H, W) tensor in [0, 1]) or a `magicpose.poses.PoseSequence`.
+            num_inference_steps: denoising steps (official: 50).
+            guidance_scale: image classifier-free guidance weight w in eps_u + w (eps_c - eps_u), where eps_u
+                is the plain base UNet (no reference, no pose); 1 switches guidance off (official: 7).
+            generator: seeds the initial noise, which is one draw shared by every frame (official: seed 42).
+            height, width: output size in pixels (multiples of the VAE factor); default: the UNet's native size.
+            latents: initial noise to use instead of a draw, (1 or N, 4, h, w).
+            eta: DDIM eta (official: 0).
+            prompt: optional text prompt; the official model conditions on the empty prompt.
+            frame_chunk_size: frames denoised per network call; lower it on small GPUs. The result does
+                not depend on it.
+            output_type: "pil", "np" or "pt".
+        Returns:
+            `MagicPosePipelineOutput` with N frames (or a tuple holding the frames).
+        """
+        height = height or self.unet.config.sample_size * self.vae_scale_factor
+        width = width or self.unet.config.sample_size * self.vae_scale_factor
+        if height % self.vae_scale_factor or width % self.vae_scale_factor:
+            raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}, got {height}x{width}")
+        if frame_chunk_size < 1:
+            raise ValueError("frame_chunk_size must be at least 1")
+        device, dtype = self._execution_device, self.unet.dtype
+
+        latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
+        pose_images = self.prepare_poses(poses, *(side * self.pose_scale_factor for side in latent_size))
+        reference = self.image_processor.preprocess(reference_image, height=height, width=width)[:1]
+        reference_latents = self.encode_reference(reference).to(dtype)
+        context = self.encode_context(prompt)
+
+        if latents is None:
+            latent_shape = (1, self.unet.config.in_channels, *latent_size)
+            latents = randn_tensor(latent_shape, generator=generator, device=device, dtype=torch.float32)
+        latents = self.denoise(
+            latents.to(device, dtype), reference_latents, pose_images, context,
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, eta=eta,
+            generator=generator, frame_chunk_size=frame_chunk_size,
+        )  # fmt: skip
+
+        if output_type == "latent":
+            images = latents
+        else:
+            images = self.decode_latents(latents, frame_chunk_size)
+            images = self.image_processor.postprocess(images, output_type=output_type)
+        self.maybe_free_model_hooks()
+        return MagicPosePipelineOutput(frames=images) if return_dict else (images,)
