@@ -12,4 +12,4 @@ def test_version_prints_and_exits_zero(capsys):
 def test_console_script_help_lists_commands():
     result = subprocess.run([sys.executable, "-m", "magicpose.interfaces.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    assert "COMMAND" in result.stdout
+    assert "convert" in result.stdout

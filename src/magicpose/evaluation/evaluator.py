@@ -14,6 +14,9 @@ from tqdm import tqdm
 
 from magicpose.evaluation import frame_metrics
 from magicpose.evaluation.fid import frechet_distance_of_features
+from magicpose.evaluation.face_cos import face_cosine_similarities
+from magicpose.evaluation.fid_vid import FID_VID_SIZE, fid_vid_features
+from magicpose.evaluation.fvd import FVD_SIZE, fvd_features
 from magicpose.evaluation.inception import FID_INPUT_SIZE
 from magicpose.evaluation.pairing import VideoPair
 from magicpose.evaluation.video_features import image_batch
@@ -44,6 +47,10 @@ class Networks:
     face_aligner: Callable | None = None
     resnet3d: torch.nn.Module | None = None
     i3d: torch.nn.Module | None = None
+    # Input sizes of the published protocols (tests shrink them to keep CPU time small).
+    fid_size: int = FID_INPUT_SIZE
+    fid_vid_size: int = FID_VID_SIZE
+    fvd_size: int = FVD_SIZE
 
 
 def load_networks(metrics: list[str], weights_dir: str | Path, device: str | torch.device = "cpu") -> Networks:
@@ -111,23 +118,17 @@ def score_video(
         if "fid" in metrics and networks.inception is not None:
             device = _device_of(networks.inception)
             for side, chunk in (("generated", chunk_g), ("ground_truth", chunk_r)):
-                batch = image_batch(chunk, FID_INPUT_SIZE).to(device)
+                batch = image_batch(chunk, networks.fid_size).to(device)
                 features.setdefault(f"fid/{side}", []).append(networks.inception(batch).cpu().numpy())
         if "face-cos" in per_frame and networks.adaface is not None:
-            from magicpose.evaluation.face_cos import face_cosine_similarities
-
             per_frame["face-cos"] += face_cosine_similarities(networks.adaface, networks.face_aligner, chunk_g, chunk_r)
         on_frames(len(chunk_g))
     if "fid-vid" in metrics and networks.resnet3d is not None:
-        from magicpose.evaluation.fid_vid import fid_vid_features
-
-        features["fid-vid/generated"] = [fid_vid_features(networks.resnet3d, generated, protocol)]
-        features["fid-vid/ground_truth"] = [fid_vid_features(networks.resnet3d, reference, protocol)]
+        for side, frames in (("generated", generated), ("ground_truth", reference)):
+            features[f"fid-vid/{side}"] = [fid_vid_features(networks.resnet3d, frames, protocol, networks.fid_vid_size)]
     if "fvd" in metrics and networks.i3d is not None:
-        from magicpose.evaluation.fvd import fvd_features
-
-        features["fvd/generated"] = [fvd_features(networks.i3d, generated, protocol)]
-        features["fvd/ground_truth"] = [fvd_features(networks.i3d, reference, protocol)]
+        for side, frames in (("generated", generated), ("ground_truth", reference)):
+            features[f"fvd/{side}"] = [fvd_features(networks.i3d, frames, protocol, networks.fvd_size)]
     return per_frame, {key: np.concatenate(value) for key, value in features.items()}
 
 

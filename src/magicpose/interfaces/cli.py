@@ -13,7 +13,10 @@ import sys
 
 from magicpose.errors import InputError
 
-COMMANDS: list[str] = []
+COMMANDS = [
+    "convert",
+    "pose",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import inspect
 
 import torch
-from diffusers import UNet2DConditionModel
+# ModelMixin must be importable from this module: diffusers' pipeline loader finds a component's
+# load method by looking up the base classes in the module named in model_index.json.
+from diffusers import ModelMixin, UNet2DConditionModel  # noqa: F401
 
 
 class AppearanceControlModel(UNet2DConditionModel):

@@ -1,0 +1,92 @@
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from diffusers import DPMSolverMultistepScheduler
+
+from magicpose.pipelines.official_sampling import official_style_denoise
+from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
+from tests.dummy_components import get_dummy_components, get_dummy_inputs
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    pipe = MagicPosePipeline(**get_dummy_components())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _inputs(frames=4):
+    inputs = get_dummy_inputs(frames=frames)
+    return inputs["noisy_latents"][:1], inputs["reference_latents"], inputs["pose_images"], inputs["context"]
+
+
+def test_batched_sampling_equals_the_official_per_frame_sampling(pipeline):
+    noise, reference, poses, context = _inputs(frames=3)
+    ours = pipeline.denoise(noise, reference, poses, context, num_inference_steps=3, guidance_scale=7.0, frame_chunk_size=2)
+    official = official_style_denoise(pipeline, noise, reference, poses, context, num_inference_steps=3, guidance_scale=7.0)
+    assert torch.allclose(ours, official, rtol=1e-4, atol=1e-4 * official.abs().max())
+
+
+def test_frame_chunk_size_does_not_change_the_result(pipeline):
+    noise, reference, poses, context = _inputs(frames=4)
+    whole = pipeline.denoise(noise, reference, poses, context, num_inference_steps=2, frame_chunk_size=4)
+    chunked = pipeline.denoise(noise, reference, poses, context, num_inference_steps=2, frame_chunk_size=1)
+    assert torch.allclose(whole, chunked, rtol=1e-4, atol=1e-5 * whole.abs().max())
+
+
+def test_unconditional_branch_does_not_run_the_pose_controlnet(pipeline):
+    noise, reference, poses, context = _inputs(frames=2)
+    calls = []
+    hooks = [
+        pipeline.pose_control.register_forward_hook(lambda *args: calls.append("pose")),
+        pipeline.appearance_control.register_forward_hook(lambda *args: calls.append("appearance")),
+    ]
+    try:
+        pipeline.denoise(noise, reference, poses, context, num_inference_steps=2, frame_chunk_size=1)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    # per step: one appearance pass, one ControlNet call per chunk (conditional only)
+    assert calls.count("appearance") == 2 and calls.count("pose") == 2 * 2
+
+
+def test_call_is_deterministic_and_returns_every_frame(pipeline):
+    reference = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    poses = [np.random.default_rng(i).integers(0, 255, (128, 128, 3), dtype=np.uint8) for i in range(3)]
+    first = pipeline(reference, poses, num_inference_steps=2, generator=torch.Generator().manual_seed(42), output_type="np").frames
+    again = pipeline(reference, poses, num_inference_steps=2, generator=torch.Generator().manual_seed(42), output_type="np").frames
+    other = pipeline(reference, poses, num_inference_steps=2, generator=torch.Generator().manual_seed(7), output_type="np").frames
+    assert first.shape == (3, 32, 32, 3)
+    assert np.array_equal(first, again)
+    assert not np.allclose(first, other)
+    pil = pipeline(reference, poses[:1], num_inference_steps=1, output_type="pil").frames
+    assert isinstance(pil[0], PIL.Image.Image) and pil[0].size == (32, 32)
+
+
+def test_guidance_scale_one_skips_the_unconditional_branch(pipeline):
+    noise, reference, poses, context = _inputs(frames=1)
+    calls = []
+    hook = pipeline.unet.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        pipeline.denoise(noise, reference, poses, context, num_inference_steps=2, guidance_scale=1.0)
+    finally:
+        hook.remove()
+    assert len(calls) == 2
+
+
+def test_other_diffusers_schedulers_can_be_swapped_in():
+    pipe = MagicPosePipeline(**get_dummy_components())
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    noise, reference, poses, context = _inputs(frames=2)
+    latents = pipe.denoise(noise, reference, poses, context, num_inference_steps=3)
+    assert latents.shape == (2, 4, 16, 16) and torch.isfinite(latents).all()
+
+
+def test_bad_inputs_are_clear_errors(pipeline):
+    reference = np.zeros((32, 32, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="no pose frames"):
+        pipeline(reference, [], num_inference_steps=1)
+    with pytest.raises(ValueError, match="multiples of 2"):
+        pipeline(reference, [np.zeros((128, 128, 3), np.uint8)], height=33, width=32, num_inference_steps=1)
