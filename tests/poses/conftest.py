@@ -59,3 +59,35 @@ def standing_pose(with_hands: bool = True, with_face: bool = True) -> Pose:
 @pytest.fixture
 def standing() -> Pose:
     return standing_pose()
+
+
+def shifted_frames(image: np.ndarray, count: int, step: int = 6, blank: tuple[int, ...] = ()) -> list[np.ndarray]:
+    """A short "video" of a real photo sliding right by `step` px a frame; `blank` frames are black."""
+    frames = []
+    for index in range(count):
+        frame = np.zeros_like(image)
+        if index not in blank:
+            shift = index * step
+            frame[:, shift:] = image[:, : image.shape[1] - shift]
+        frames.append(frame)
+    return frames
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from magicpose.media import read_image
+
+    return read_image(reference("real_media", "astronaut.png"))
+
+
+@pytest.fixture(scope="session")
+def astronaut_video(astronaut, tmp_path_factory) -> Path:
+    """A 5-frame 256 x 256 mp4 at 12 fps of the astronaut sliding right, frame 2 black."""
+    import cv2
+
+    from magicpose.media import write_video
+
+    small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    path = tmp_path_factory.mktemp("video") / "astronaut.mp4"
+    write_video(path, shifted_frames(small, 5, step=4, blank=(2,)), fps=12)
+    return path

@@ -23,7 +23,7 @@ from magicpose.poses.types import Pose, PoseSequence
 MODEL_COMPLEXITY = 1  # the only offline-capable setting, see the module docstring
 
 
-def _holistic(static_image_mode: bool, refine_face: bool, min_detection_confidence: float, min_tracking_confidence: float):
+def _holistic(static_image_mode: bool, refine_face: bool, smooth: bool, min_detection_confidence: float, min_tracking_confidence: float):
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ start-up chatter
     import mediapipe as mp
 
@@ -31,6 +31,7 @@ def _holistic(static_image_mode: bool, refine_face: bool, min_detection_confiden
         static_image_mode=static_image_mode,
         model_complexity=MODEL_COMPLEXITY,
         refine_face_landmarks=refine_face,
+        smooth_landmarks=smooth,
         min_detection_confidence=min_detection_confidence,
         min_tracking_confidence=min_tracking_confidence,
     )
@@ -49,6 +50,8 @@ class PoseDetector:
     Args:
         min_visibility: BlazePose visibility below which a body joint counts as missing.
         refine_face: run the iris model so the two pupils are real iris centres.
+        smooth: Holistic's temporal landmark filter in videos; steadier skeletons, but fast motion
+            lags by a frame or two.
         min_detection_confidence, min_tracking_confidence: Holistic's own thresholds.
         max_interpolation_gap: longest run of empty frames (in frames) filled by interpolation;
             longer runs hold the nearest detection.
@@ -59,19 +62,21 @@ class PoseDetector:
         *,
         min_visibility: float = 0.3,
         refine_face: bool = True,
+        smooth: bool = True,
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
         max_interpolation_gap: int = DEFAULT_MAX_INTERPOLATION_GAP,
     ):
         self.min_visibility = min_visibility
         self.refine_face = refine_face
+        self.smooth = smooth
         self.min_detection_confidence = min_detection_confidence
         self.min_tracking_confidence = min_tracking_confidence
         self.max_interpolation_gap = max_interpolation_gap
         self._image_model = None
 
     def _new_model(self, static_image_mode: bool):
-        return _holistic(static_image_mode, self.refine_face, self.min_detection_confidence, self.min_tracking_confidence)
+        return _holistic(static_image_mode, self.refine_face, self.smooth, self.min_detection_confidence, self.min_tracking_confidence)
 
     def _pose(self, model, rgb: np.ndarray) -> Pose | None:
         height, width = rgb.shape[:2]

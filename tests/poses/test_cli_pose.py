@@ -1,0 +1,99 @@
+"""`magicpose pose extract | render | align` on a short real video and on bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from magicpose.interfaces.cli import main
+from magicpose.media import read_video
+from magicpose.poses.openpose_json import load_poses
+from magicpose.poses.render import draw_openpose
+
+from .conftest import reference
+
+pytest.importorskip("mediapipe")
+
+
+@pytest.fixture(scope="module")
+def extracted(astronaut_video, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("extract")
+    code = main(["pose", "extract", str(astronaut_video), "-o", str(folder / "poses.json"), "--preview", str(folder / "skeleton.mp4")])
+    assert code == 0
+    return folder
+
+
+def test_extract_writes_poses_at_the_source_fps_and_a_preview(extracted):
+    sequence = load_poses(extracted / "poses.json")
+    assert len(sequence) == 5 and sequence.fps == pytest.approx(12) and sequence.size == (256, 256)
+    assert sequence.found.tolist() == [True, True, False, True, True]
+    frames, fps = read_video(extracted / "skeleton.mp4")
+    assert len(frames) == 5 and fps == pytest.approx(12) and frames[0].shape == (256, 256, 3)
+    expected = draw_openpose(sequence[0], 256, 256).astype(float)
+    assert np.abs(frames[0].astype(float) - expected).mean() < 4  # H.264 of the exact render
+
+
+def test_render_with_and_without_parts(extracted, capsys):
+    assert main(["pose", "render", str(extracted / "poses.json"), "-o", str(extracted / "full.mp4")]) == 0
+    assert main(["pose", "render", str(extracted / "poses.json"), "-o", str(extracted / "bare.mp4"), "--no-face", "--no-hands"]) == 0
+    full, _ = read_video(extracted / "full.mp4")
+    bare, _ = read_video(extracted / "bare.mp4")
+    white = lambda frame: int((frame.min(axis=2) > 200).sum())  # noqa: E731 - the face dots
+    assert white(full[0]) > 50 and white(bare[0]) == 0
+
+
+def test_render_a_single_openpose_frame_to_png(tmp_path):
+    case = reference("openpose_render", "case06.json")
+    assert main(["pose", "render", str(case), "-o", str(tmp_path / "case06.png")]) == 0
+    rendered = np.asarray(Image.open(tmp_path / "case06.png"))
+    expected = np.asarray(Image.open(reference("openpose_render", "case06.png")).convert("RGB"))
+    assert np.array_equal(rendered, expected)
+
+
+def test_extract_from_a_photo_and_align_a_video_to_it(extracted, tmp_path):
+    photo = reference("real_media", "camera.png")
+    assert main(["pose", "extract", str(photo), "-o", str(tmp_path / "camera.json"), "--preview", str(tmp_path / "camera.png")]) == 0
+    assert Image.open(tmp_path / "camera.png").size == (512, 512)
+    code = main(["pose", "align", str(extracted / "poses.json"), "--reference", str(photo),
+                 "-o", str(tmp_path / "aligned.json"), "--preview", str(tmp_path / "aligned.mp4")])  # fmt: skip
+    assert code == 0
+    aligned, reference_pose = load_poses(tmp_path / "aligned.json"), load_poses(tmp_path / "camera.json")[0]
+    assert aligned.size == (512, 512) and len(aligned) == 5
+    np.testing.assert_allclose(aligned[0].body[1, :2], reference_pose.body[1, :2], atol=1e-6)
+    assert len(read_video(tmp_path / "aligned.mp4")[0]) == 5
+
+
+@pytest.mark.parametrize(
+    "make_input, message",
+    [(lambda d: d / "missing.mp4", "not found"),
+     (lambda d: (d / "fake.mp4").write_bytes(b"garbage" * 20) and d / "fake.mp4", "cannot read"),
+     (lambda d: (d / "gray16.png").parent.mkdir(exist_ok=True) or Image.new("I;16", (8, 8)).save(d / "gray16.png") or d / "gray16.png", "mode"),
+     (lambda d: Image.new("RGB", (96, 96)).save(d / "black.png") or d / "black.png", "no person")],
+)  # fmt: skip
+def test_bad_inputs_exit_2_with_a_message_and_no_output(tmp_path, capsys, make_input, message):
+    source = make_input(tmp_path)
+    output = tmp_path / "out" / "poses.json"
+    assert main(["pose", "extract", str(source), "-o", str(output), "--preview", str(tmp_path / "out" / "p.mp4")]) == 2
+    assert message in capsys.readouterr().err
+    assert not output.parent.exists() or list(output.parent.iterdir()) == []
+
+
+def test_video_with_nobody_exits_2(tmp_path, capsys):
+    from magicpose.media import write_video
+
+    write_video(tmp_path / "empty_room.mp4", [np.full((64, 64, 3), 40, np.uint8)] * 3, fps=10)
+    assert main(["pose", "extract", str(tmp_path / "empty_room.mp4"), "-o", str(tmp_path / "poses.json")]) == 2
+    assert "no person" in capsys.readouterr().err and not (tmp_path / "poses.json").exists()
+
+
+def test_render_rejects_bad_pose_files_and_outputs(tmp_path, capsys):
+    (tmp_path / "bad.json").write_text(json.dumps({"nothing": 1}))
+    assert main(["pose", "render", str(tmp_path / "bad.json"), "-o", str(tmp_path / "x.mp4")]) == 2
+    assert "OpenPose" in capsys.readouterr().err
+    case = reference("openpose_render", "case01.json")
+    assert main(["pose", "render", str(case), "-o", str(tmp_path / "x.avi")]) == 2
+    assert ".mp4" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]

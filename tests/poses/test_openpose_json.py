@@ -1,0 +1,100 @@
+"""OpenPose JSON and our sequence file: round trips, the three accepted inputs, bad files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from magicpose.errors import InputError
+from magicpose.poses.openpose_json import load_people, load_poses, pose_to_person, save_poses
+from magicpose.poses.render import draw_openpose
+from magicpose.poses.types import Pose, PoseSequence
+
+from .conftest import reference, standing_pose
+
+
+def _sequence() -> PoseSequence:
+    first = standing_pose()
+    second = first.transformed(1.0, np.array([10.25, -3.5]))
+    second.left_hand[:] = 0  # an absent part must come back absent
+    return PoseSequence([first, second, first.copy()], 512, 512, fps=24.0, found=[True, True, False])
+
+
+def test_sequence_file_round_trip_is_exact(tmp_path):
+    sequence = _sequence()
+    save_poses(sequence, tmp_path / "poses.json")
+    loaded = load_poses(tmp_path / "poses.json")
+    assert (loaded.width, loaded.height, loaded.fps) == (512, 512, 24.0)
+    assert loaded.found.tolist() == [True, True, False]
+    for original, restored in zip(sequence.frames, loaded.frames):
+        for part in Pose.PARTS:
+            np.testing.assert_array_equal(original.part(part), restored.part(part))
+    assert not loaded[1].has("left_hand")
+    # full precision keeps renders identical after a round trip
+    assert np.array_equal(draw_openpose(sequence[1], 512, 512), draw_openpose(loaded[1], 512, 512))
+
+
+def test_person_entry_uses_openpose_keys_and_empty_lists_for_absent_parts():
+    person = pose_to_person(standing_pose(with_hands=False))
+    assert len(person["pose_keypoints_2d"]) == 54 and len(person["face_keypoints_2d"]) == 210
+    assert person["hand_left_keypoints_2d"] == [] and person["hand_right_keypoints_2d"] == []
+
+
+def test_single_openpose_file_with_several_people_keeps_the_largest():
+    people, size = load_people(reference("openpose_render", "case20.json"))
+    assert len(people) == 3 and size == (768, 512)
+    sequence = load_poses(reference("openpose_render", "case20.json"))
+    assert len(sequence) == 1 and sequence.size == (768, 512)
+    extent = lambda pose: np.ptp(pose.present_points(), axis=0).prod()  # noqa: E731
+    assert extent(sequence[0]) == max(extent(p) for p in people)
+
+
+def test_folder_of_openpose_frames_in_natural_order(tmp_path):
+    pose = standing_pose()
+    for index in (2, 10, 1):
+        shifted = pose.transformed(1.0, np.array([index, 0.0]))
+        (tmp_path / f"frame_{index}_keypoints.json").write_text(json.dumps({"people": [pose_to_person(shifted)]}))
+    (tmp_path / "frame_5_keypoints.json").write_text(json.dumps({"people": []}))
+    with pytest.raises(InputError, match="--size"):
+        load_poses(tmp_path)
+    sequence = load_poses(tmp_path, size=(512, 512), fps=12)
+    assert sequence.fps == 12 and len(sequence) == 4
+    assert sequence.found.tolist() == [True, True, False, True]
+    noses = [frame.body[0, 0] for frame in sequence.frames if frame.has("body")]
+    assert noses == [pose.body[0, 0] + 1, pose.body[0, 0] + 2, pose.body[0, 0] + 10]
+
+
+def test_official_71_point_faces_are_accepted(tmp_path):
+    person = pose_to_person(standing_pose())
+    person["face_keypoints_2d"] = person["face_keypoints_2d"] + [1.0, 2.0, 0.5]
+    (tmp_path / "frame.json").write_text(json.dumps({"people": [person], "canvas_width": 64, "canvas_height": 64}))
+    assert load_poses(tmp_path / "frame.json")[0].face.shape == (70, 3)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [("{not json", "cannot read"), ('{"frames": []}', "no 'people' list"),
+     ('{"people": [{"pose_keypoints_2d": [1, 2]}]}', "18 finite"),
+     ('{"format": "magicpose.poses", "version": 99}', "version"),
+     ('{"format": "magicpose.poses", "version": 1, "fps": 30, "width": 8, "height": 8, "frames": []}', "no frames")],
+)  # fmt: skip
+def test_bad_files_are_input_errors(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message):
+        load_poses(path, size=(8, 8))
+
+
+def test_missing_path_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_poses(tmp_path / "nowhere.json")
+
+
+def test_save_is_atomic_on_failure(tmp_path):
+    sequence = _sequence()
+    sequence.fps = float("nan")
+    with pytest.raises(ValueError):
+        save_poses(sequence, tmp_path / "poses.json")
+    assert list(tmp_path.iterdir()) == []
