@@ -15,7 +15,9 @@ from magicpose.errors import InputError
 
 COMMANDS = [
     "convert",
+    "animate",
     "pose",
+    "data",
 ]
 
 

@@ -133,7 +133,8 @@ class HeadFrame:
 
 def head_frame_from_face(face: np.ndarray) -> HeadFrame:
     """Invert the template placement from the landmarks: eyes give roll, eye-to-chin distance gives scale."""
-    left, right = face[LEFT_EYE, :2].mean(0), face[RIGHT_EYE, :2].mean(0)
+    # Eye corners (36, 39 and 42, 45) lie on the template's eye line whatever the blink.
+    left, right = face[[36, 39], :2].mean(0), face[[42, 45], :2].mean(0)
     eye_mid = (left + right) / 2
     roll = float(np.arctan2(right[1] - left[1], right[0] - left[0]))
     scale = float(np.linalg.norm(face[8, :2] - eye_mid) / EYE_TO_CHIN)
