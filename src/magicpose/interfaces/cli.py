@@ -15,7 +15,6 @@ from magicpose.errors import InputError
 
 COMMANDS = [
     "convert",
-    "animate",
     "pose",
     "data",
 ]
