@@ -17,6 +17,7 @@ COMMANDS = [
     "convert",
     "pose",
     "data",
+    "evaluate",
 ]
 
 
