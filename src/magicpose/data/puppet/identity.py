@@ -123,7 +123,7 @@ def sample_identity(seed: int) -> Identity:
     head = rng.uniform(9.5, 11.5)
     proportions = Proportions(
         head=head,
-        neck=size * rng.uniform(16, 20),
+        neck=size * rng.uniform(14, 17),
         torso=size * rng.uniform(46, 56),
         shoulder=size * rng.uniform(16, 22),
         hip=size * rng.uniform(10, 15),

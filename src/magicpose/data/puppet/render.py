@@ -78,6 +78,12 @@ class _Canvas:
         cv2.polylines(self.labels, lines, closed, int(part), thickness, cv2.LINE_8, _SHIFT)
         cv2.polylines(self.shade, lines, closed, 255, thickness, cv2.LINE_8, _SHIFT)
 
+    def ellipse(self, centre, axes, angle_degrees: float, part: Part) -> None:
+        c = tuple(int(v) for v in self._fixed(centre)[0])
+        half = tuple(max(1, int(round(v * _ONE))) for v in axes)
+        cv2.ellipse(self.labels, c, half, angle_degrees, 0, 360, int(part), -1, cv2.LINE_8, _SHIFT)
+        cv2.ellipse(self.shade, c, half, angle_degrees, 0, 360, _BODY, -1, cv2.LINE_8, _SHIFT)
+
     def disc(self, centre, radius: float, part: Part, shade: int = _BODY) -> None:
         c = tuple(int(v) for v in self._fixed(centre)[0])
         r = max(1, int(round(radius * _ONE)))
@@ -194,8 +200,9 @@ def _draw_leg(canvas, body, hip, knee, ankle, identity: Identity, width: float) 
         canvas.capsule(h, end if cover <= 1 else k, width * 1.12, Part.BOTTOM)
         if cover > 1:
             canvas.capsule(k, end, width * 0.97, Part.BOTTOM)
-    shoe = a + np.array([0.0, width * 0.15])
-    canvas.disc(shoe, width * 0.55, Part.SHOES)
+    # A shoe: an ellipse under the ankle, its toe turned outwards (feet splay in a frontal view).
+    outward = np.sign(a[0] - body[1, 0]) if _present(body, 1) else 1.0
+    canvas.ellipse(a + np.array([outward * 0.3 * width, 0.2 * width]), (0.75 * width, 0.42 * width), outward * 12.0, Part.SHOES)
 
 
 def _draw_arm(canvas, body, shoulder, elbow, wrist, identity: Identity, width: float) -> None:
@@ -344,7 +351,7 @@ def render_puppet(identity: Identity, pose: Pose, background: np.ndarray, supers
             canvas.polygon(head.to_pixels(shape), Part.HAIR)
         if _present(body, 1):
             chin = head.to_pixels([[0.0, 0.7]])[0]
-            canvas.capsule(body[1, :2], chin, 0.95 * unit, Part.SKIN)
+            canvas.capsule(body[1, :2], chin, 1.1 * unit, Part.SKIN)
     leg_width, arm_width = p.leg_thickness * unit, p.arm_thickness * unit
     for hip, knee, ankle in ((8, 9, 10), (11, 12, 13)):
         _draw_leg(canvas, body, hip, knee, ankle, identity, leg_width)

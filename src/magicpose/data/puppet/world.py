@@ -105,7 +105,7 @@ def camera_for(spec: VideoSpec, identity: Identity) -> Camera:
     zoom = rng.uniform(0.92, 1.05)
     centre_x = spec.width * (0.5 + rng.uniform(-0.08, 0.08))
     if spec.framing == "full":
-        scale = zoom * 0.78 * spec.height / p.standing_height
+        scale = zoom * 0.82 * spec.height / p.standing_height
         floor_y = spec.height * rng.uniform(0.9, 0.95)
         return Camera(scale, np.array([centre_x, floor_y]), floor_y)
     upper = p.torso + p.neck + 1.35 * p.head
