@@ -30,9 +30,16 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise InputError(f"cannot write {path}: {error.strerror}; choose a writable output path") from error
     os.close(handle)
     temporary = Path(temporary)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes owner-only files; outputs are ordinary files
     try:
         yield temporary
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

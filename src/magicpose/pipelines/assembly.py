@@ -29,7 +29,7 @@ def load_pipeline(folder: str | Path, dtype: torch.dtype | None = None):
     missing = missing_parts(folder, PIPELINE_REQUIRED)
     if missing:
         raise MissingWeightsError(f"model folder {folder} is incomplete; missing: {', '.join(missing)}")
-    kwargs = {"torch_dtype": dtype} if dtype is not None else {}
+    kwargs = {"dtype": dtype} if dtype is not None else {}
     return MagicPosePipeline.from_pretrained(folder, **kwargs)
 
 

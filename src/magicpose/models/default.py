@@ -1,0 +1,18 @@
+"""The default model: a small MagicPose trained on the puppet world, shipped inside the package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from magicpose.errors import MissingWeightsError
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "default_model"
+
+
+def default_model_folder() -> Path:
+    if not (DEFAULT_MODEL / "model_index.json").is_file():
+        raise MissingWeightsError(
+            f"no default model is installed at {DEFAULT_MODEL}; pass --model FOLDER (a MagicPose model folder) "
+            "or --official model_state-*.th"
+        )
+    return DEFAULT_MODEL

@@ -1,0 +1,173 @@
+"""From a reference photo and a driving motion to frames: the job behind `magicpose animate`, the demo
+and the web app.
+
+    photo ─ crop to the output frame ─ detect its pose ─┐
+    driving video/poses ─ detect (or load) poses ───────┴─ align to the reference body ─ render
+    skeletons ─ MagicPosePipeline ─ frames (+ the side-by-side grid)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+
+from magicpose.errors import InputError
+from magicpose.poses.types import Pose, PoseSequence
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Animation:
+    frames: list[np.ndarray]  # generated RGB uint8 frames
+    skeletons: list[np.ndarray]  # the pose conditions, at the output size
+    reference: np.ndarray  # the reference photo as the model saw it
+    poses: PoseSequence  # the (aligned) driving poses in the output frame
+    fps: float
+    aligned: bool
+
+
+def centre_crop_box(width: int, height: int, aspect: float) -> tuple[float, float, float, float]:
+    """(left, top, crop_width, crop_height) of the largest centred box with width/height = aspect."""
+    if width / height > aspect:
+        crop_width, crop_height = height * aspect, float(height)
+    else:
+        crop_width, crop_height = float(width), width / aspect
+    return (width - crop_width) / 2, (height - crop_height) / 2, crop_width, crop_height
+
+
+def fit_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Centre-crop to the aspect of `size` = (width, height), then resize (Lanczos)."""
+    left, top, crop_width, crop_height = centre_crop_box(image.shape[1], image.shape[0], size[0] / size[1])
+    box = (round(left), round(top), round(left + crop_width), round(top + crop_height))
+    return np.asarray(PIL.Image.fromarray(image).resize(size, PIL.Image.LANCZOS, box=box))
+
+
+def fit_pose(pose: Pose, source_size: tuple[int, int], size: tuple[int, int]) -> Pose:
+    """Map a pose through the same centre crop and resize as `fit_image`."""
+    left, top, crop_width, _ = centre_crop_box(source_size[0], source_size[1], size[0] / size[1])
+    scale = size[0] / crop_width
+    return pose.transformed(scale, np.array([-left * scale, -top * scale]))
+
+
+def fit_poses(sequence: PoseSequence, size: tuple[int, int]) -> PoseSequence:
+    """`fit_pose` for every frame (the driving poses when they are not aligned)."""
+    frames = [fit_pose(pose, sequence.size, size) for pose in sequence.frames]
+    return PoseSequence(frames, size[0], size[1], sequence.fps, sequence.found)
+
+
+def load_driving_poses(driving: str | Path, fps: float | None = None, max_frames: int | None = None, progress: bool = True) -> PoseSequence:
+    """Poses from our pose file / OpenPose JSON(s), or detected in a video, image folder or image."""
+    from magicpose.media import is_image_path
+    from magicpose.poses.openpose_json import load_poses
+
+    driving = Path(driving)
+    if not driving.exists():
+        raise InputError(f"driving input {driving} does not exist; pass a video, an image folder or a poses.json")
+    if driving.suffix.lower() == ".json" or (driving.is_dir() and any(driving.glob("*.json"))):
+        sequence = load_poses(driving, fps=fps)
+    else:
+        from magicpose.poses.detect import PoseDetector
+
+        with PoseDetector() as detector:
+            if is_image_path(driving):
+                from magicpose.media import read_image
+
+                sequence = detector.detect_video([read_image(driving)], progress=False, fps=fps)
+            else:
+                sequence = detector.detect_video(driving, progress=progress)
+        if fps:
+            sequence.fps = float(fps)
+    if len(sequence) == 0:
+        raise InputError(f"{driving} has no pose frames")
+    if not sequence.found.any():
+        raise InputError(f"{driving} has no person in any frame; pass poses or a video that show a person")
+    if max_frames is not None:
+        sequence = PoseSequence(sequence.frames[:max_frames], sequence.width, sequence.height, sequence.fps, sequence.found[:max_frames])
+    return sequence
+
+
+def reference_pose(reference: np.ndarray) -> Pose | None:
+    from magicpose.poses.detect import PoseDetector
+
+    with PoseDetector() as detector:
+        return detector.detect_image(reference)
+
+
+def prepare_driving(
+    reference: np.ndarray, driving: PoseSequence, size: tuple[int, int], align: bool
+) -> tuple[PoseSequence, bool]:
+    """The driving poses in the output frame, aligned to the reference body when asked and possible.
+
+    The reference pose is detected at the photo's full resolution, then mapped into the output frame.
+    """
+    from magicpose.poses.align import align_pose_sequence
+
+    if align:
+        pose = reference_pose(reference)
+        if pose is None or not len(pose.present_points()):
+            logger.warning("no person found in the reference photo: the driving poses are used without alignment")
+        else:
+            photo_size = (reference.shape[1], reference.shape[0])
+            return align_pose_sequence(driving, fit_pose(pose, photo_size, size), size), True
+    return fit_poses(driving, size), False
+
+
+def render_conditions(poses: PoseSequence, size: tuple[int, int], condition_size: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Skeletons at the output size (to look at) and at the pose ControlNet's input size (to condition on)."""
+    from magicpose.poses.render import draw_openpose
+
+    previews = [draw_openpose(pose, *size) for pose in poses.frames]
+    if condition_size == size:
+        return previews, previews
+    scale = np.array([condition_size[0] / size[0], condition_size[1] / size[1]])
+    conditions = [draw_openpose(pose.transformed(scale, np.zeros(2)), *condition_size) for pose in poses.frames]
+    return previews, conditions
+
+
+def animate(
+    pipeline,
+    reference: np.ndarray,
+    driving: PoseSequence,
+    *,
+    size: tuple[int, int] | None = None,
+    align: bool = True,
+    num_inference_steps: int = 50,
+    guidance_scale: float = 7.0,
+    seed: int = 42,
+    frame_chunk_size: int = 16,
+    fps: float | None = None,
+) -> Animation:
+    """Animate `reference` (RGB uint8) with `driving` poses. Same inputs and seed give the same frames."""
+    factor = pipeline.vae_scale_factor
+    size = size or (pipeline.unet.config.sample_size * factor,) * 2
+    if size[0] % factor or size[1] % factor:
+        raise InputError(f"--size must be a multiple of {factor} on each side, got {size[0]}x{size[1]}")
+    poses, aligned = prepare_driving(reference, driving, size, align)
+    reference = fit_image(reference, size)
+    condition_size = tuple(side // factor * pipeline.pose_scale_factor for side in size)
+    previews, conditions = render_conditions(poses, size, condition_size)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    output = pipeline(
+        reference,
+        conditions,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        generator=generator,
+        height=size[1],
+        width=size[0],
+        frame_chunk_size=frame_chunk_size,
+        output_type="np",
+    )
+    frames = [(frame * 255).round().astype(np.uint8) for frame in output.frames]
+    return Animation(frames, previews, reference, poses, float(fps or driving.fps), aligned)
+
+
+def grid_frames(animation: Animation) -> list[np.ndarray]:
+    """reference | driving skeleton | result, side by side."""
+    return [np.concatenate([animation.reference, skeleton, frame], axis=1) for skeleton, frame in zip(animation.skeletons, animation.frames)]
