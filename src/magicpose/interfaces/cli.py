@@ -15,6 +15,7 @@ from magicpose.errors import InputError
 
 COMMANDS = [
     "convert",
+    "animate",
     "pose",
     "data",
     "evaluate",
