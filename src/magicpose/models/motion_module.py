@@ -1,0 +1,328 @@
+"""The motion module of MagicPose (paper, appendix C): AnimateDiff v2 temporal layers in the base UNet.
+
+The frozen base UNet becomes a diffusers `UNetMotionModel` (`from_unet2d`) holding a `MotionAdapter`,
+so real AnimateDiff v2 weights load (a diffusers folder, or the original `mm_sd_v15_v2.ckpt`). The
+Appearance Control Model stays a 2D UNet: its stored attn1 tokens (one reference, or one per frame)
+are broadcast to every frame of a clip by the multi-source attention, whose processors sit on the
+spatial attn1 layers only (`is_spatial_self_attention` skips the temporal blocks).
+
+Frames travel as the 2D UNet's batch, (clips x F, C, h, w), clip-major: `MagicPoseMotionUNet` folds
+them into diffusers' (clips, C, F, h, w) layout, so `MagicPoseModel`, the Pose ControlNet residuals
+(one per frame) and the reference bank see the same shapes as with a 2D UNet.
+
+Stage 3 trains the temporal layers only; the rest of the network is frozen.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D, UNetMotionOutput
+
+from magicpose.errors import InputError, MissingWeightsError
+from magicpose.models.multi_source_attention import (
+    MultiSourceAttnProcessor,
+    ReferenceBank,
+    ReferenceWriteProcessor,
+    attach_reference_bank,
+)
+
+# AnimateDiff v2 (`mm_sd_v15_v2.ckpt`, hub `guoyww/animatediff-motion-adapter-v1-5-2`): two temporal
+# layers per down block (three per up block), one in the middle, 8 heads, 32 positions.
+_SD15_MOTION_ADAPTER = dict(
+    block_out_channels=(320, 640, 1280, 1280),
+    motion_layers_per_block=2,
+    motion_num_attention_heads=8,
+    motion_norm_num_groups=32,
+    motion_max_seq_length=32,
+    use_motion_mid_block=True,
+)
+# The same layout at the "tiny" preset's size (32, 32, 64 channels, one layer per block).
+_TINY_MOTION_ADAPTER = dict(
+    block_out_channels=(32, 32, 64),
+    motion_layers_per_block=1,
+    motion_num_attention_heads=4,
+    motion_norm_num_groups=32,
+    motion_max_seq_length=32,
+    use_motion_mid_block=True,
+)
+
+# Original AnimateDiff files are torch pickles (or safetensors) of the motion modules alone.
+_SINGLE_FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".safetensors")
+
+
+def motion_adapter_config(preset: str = "tiny") -> dict:
+    """`MotionAdapter` config matching a `magicpose.models.presets` preset ('tiny' or 'sd15' = AnimateDiff v2)."""
+    configs = {"tiny": _TINY_MOTION_ADAPTER, "sd15": _SD15_MOTION_ADAPTER}
+    if preset not in configs:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(configs)}")
+    return dict(configs[preset])
+
+
+def build_motion_adapter(preset: str = "tiny", seed: int = 0, zero_init: bool = True) -> MotionAdapter:
+    """A randomly initialised adapter; `zero_init` zeroes each temporal block's output projection as
+    AnimateDiff does before training, so that the motion UNet starts as the image model."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        adapter = MotionAdapter(**motion_adapter_config(preset))
+    if zero_init:
+        zero_init_motion_output(adapter)
+    return adapter.eval()
+
+
+def zero_init_motion_output(module: torch.nn.Module) -> torch.nn.Module:
+    """Zero `proj_out` of every temporal transformer (AnimateDiff's `zero_initialize=True`).
+
+    Each block computes x + proj_out(...), so with a zero projection it is the identity and the
+    frames do not interact: the motion UNet equals the 2D UNet frame by frame.
+    """
+    with torch.no_grad():
+        for block in module.modules():
+            if isinstance(block, AnimateDiffTransformer3D):
+                block.proj_out.weight.zero_()
+                block.proj_out.bias.zero_()
+    return module
+
+
+class MagicPoseMotionUNet(UNetMotionModel):
+    """`UNetMotionModel` that takes frames the way a 2D UNet does: (clips x F, C, h, w), clip-major.
+
+    This lets the motion UNet replace the base `UNet2DConditionModel` in `MagicPoseModel` unchanged:
+    timesteps (one per frame, equal within a clip), the context and the ControlNet residuals keep
+    their per-frame batch. A 5D sample (clips, C, F, h, w) goes straight to diffusers.
+    """
+
+    def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor, *args,
+                num_frames: int | None = None, return_dict: bool = True, **kwargs):  # fmt: skip
+        """As `UNetMotionModel.forward`; with a 4D sample, `num_frames` frames make a clip (default:
+        the whole batch is one clip) and the result is (clips x F, C, h, w)."""
+        if sample.ndim == 5:
+            return super().forward(sample, timestep, encoder_hidden_states, *args, return_dict=return_dict, **kwargs)
+        frames = sample.shape[0]
+        num_frames = num_frames or frames
+        if frames % num_frames:
+            raise ValueError(f"{frames} frames do not split into clips of {num_frames}")
+        clips = frames // num_frames
+        if num_frames > self.config.motion_max_seq_length:
+            raise ValueError(
+                f"clips of {num_frames} frames exceed the motion module's {self.config.motion_max_seq_length} "
+                "positions; denoise long videos in windows (magicpose.pipelines.windows)"
+            )
+        clip_timesteps = _one_timestep_per_clip(timestep, clips, num_frames, sample.device)
+        if encoder_hidden_states.shape[0] == 1 and frames > 1:
+            encoder_hidden_states = encoder_hidden_states.expand(frames, *encoder_hidden_states.shape[1:])
+        video = sample.unflatten(0, (clips, num_frames)).transpose(1, 2)
+        out = super().forward(video, clip_timesteps, encoder_hidden_states, *args, return_dict=False, **kwargs)[0]
+        out = out.transpose(1, 2).flatten(0, 1)
+        return UNetMotionOutput(sample=out) if return_dict else (out,)
+
+
+def _one_timestep_per_clip(timestep, clips: int, num_frames: int, device) -> torch.Tensor:
+    """The motion UNet embeds one timestep per clip; per-frame timesteps must agree within a clip."""
+    timestep = torch.as_tensor(timestep, device=device)
+    if timestep.numel() == 1:
+        return timestep.reshape(1).expand(clips)
+    if timestep.numel() != clips * num_frames:
+        raise ValueError(f"{timestep.numel()} timesteps for {clips} clips of {num_frames} frames")
+    per_clip = timestep.reshape(clips, num_frames)
+    if not bool((per_clip == per_clip[:, :1]).all()):
+        raise ValueError("the frames of one clip must share a timestep (the motion module denoises clips)")
+    return per_clip[:, 0]
+
+
+def build_motion_unet(unet: UNet2DConditionModel, adapter: MotionAdapter) -> MagicPoseMotionUNet:
+    """The base UNet with the adapter's temporal layers inserted (weights copied; `unet` is untouched).
+
+    The result is frozen and in eval mode like the base UNet; `set_motion_training` opens the temporal
+    layers for stage 3.
+    """
+    motion_unet = MagicPoseMotionUNet.from_unet2d(unet, adapter)  # casts to the UNet's dtype
+    return motion_unet.to(unet.device).requires_grad_(False).eval()
+
+
+def install_multi_source_attention(motion_unet: UNetMotionModel, appearance_control) -> ReferenceBank:
+    """Multi-source attention between a motion UNet and the (2D) Appearance Control Model.
+
+    The spatial attn1 layers of both keep the names they have in the 2D UNet, so the bank pairs them
+    as before; the temporal blocks' own attention layers keep plain self-attention over frames.
+    `MagicPoseModel(motion_unet, ...)` does this itself; this helper is for code wiring the UNets by hand.
+    """
+    bank = attach_reference_bank(motion_unet, appearance_control)
+    for name, processor in motion_unet.attn_processors.items():
+        if "motion_modules" in name and isinstance(processor, (MultiSourceAttnProcessor, ReferenceWriteProcessor)):
+            raise RuntimeError(f"temporal attention {name} got a reference processor")
+    return bank
+
+
+def repeat_reference_per_frame(features: dict[str, torch.Tensor], num_frames: int) -> dict[str, torch.Tensor]:
+    """Reference tokens of B clips (one reference each) repeated for their B x F frames, clip-major.
+
+    One reference for the whole batch needs nothing (the bank broadcasts a batch of 1); this is for
+    training batches of several clips, each with its own reference image.
+    """
+    return {name: tokens.repeat_interleave(num_frames, dim=0) for name, tokens in features.items()}
+
+
+def is_motion_unet(unet) -> bool:
+    """Whether `unet` has temporal layers (frames of a clip interact, so it must see whole clips)."""
+    return isinstance(unet, UNetMotionModel)
+
+
+# Stage 3 (paper, appendix C): "fine-tuned on 16-frame clips with everything else frozen".
+def set_motion_training(model: torch.nn.Module) -> list[str]:
+    """Freeze everything in `model` but the temporal layers of its motion UNet; returns the trained names.
+
+    `model` is a `MagicPoseModel` around a motion UNet, or the motion UNet itself.
+    """
+    unet = getattr(model, "unet", model)
+    if not is_motion_unet(unet):
+        raise ValueError("stage 3 ('motion') needs a motion UNet: build one with build_motion_unet(unet, adapter)")
+    model.requires_grad_(False)
+    for name, module in unet.named_modules():
+        if name.endswith("motion_modules"):
+            module.requires_grad_(True)
+    return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+
+
+def extract_motion_adapter(motion_unet: UNetMotionModel) -> MotionAdapter:
+    """The temporal layers of a motion UNet as a `MotionAdapter` (what stage 3 produces)."""
+    config = motion_unet.config
+    adapter = MotionAdapter(
+        block_out_channels=tuple(config.block_out_channels),
+        motion_layers_per_block=config.layers_per_block,
+        motion_transformer_layers_per_block=config.temporal_transformer_layers_per_block,
+        motion_transformer_layers_per_mid_block=config.temporal_transformer_layers_per_mid_block,
+        motion_num_attention_heads=config.motion_num_attention_heads,
+        motion_norm_num_groups=config.norm_num_groups,
+        motion_max_seq_length=config.motion_max_seq_length,
+        use_motion_mid_block=config.use_motion_mid_block,
+    )
+    motion_state = {name: value for name, value in motion_unet.state_dict().items() if "motion_modules" in name}
+    adapter.load_state_dict(motion_state, strict=True)
+    return adapter.to(device=motion_unet.device, dtype=motion_unet.dtype).eval()
+
+
+def save_motion_adapter(adapter: MotionAdapter, folder: str | os.PathLike) -> Path:
+    """`adapter.save_pretrained(folder)`, whole or not at all: written beside, then moved into place."""
+    folder = Path(folder)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    except OSError as error:
+        raise InputError(f"cannot write {folder}: {error.strerror}; choose a writable output folder") from error
+    try:
+        adapter.save_pretrained(staging)
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+            os.replace(folder, old / folder.name)
+            os.replace(staging, folder)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_motion_adapter(
+    path: str | os.PathLike, num_attention_heads: int = 8, norm_num_groups: int = 32
+) -> MotionAdapter:
+    """A `MotionAdapter` from a local diffusers folder or a single AnimateDiff file, offline.
+
+    A folder is read by `MotionAdapter.from_pretrained`. A file (`mm_sd_v15_v2.ckpt`, or a
+    `.safetensors`) in AnimateDiff's original key layout goes through diffusers'
+    `convert_animatediff_checkpoint_to_diffusers`; its architecture is read from the tensors'
+    shapes, except the head count and the norm groups, which the weights do not record (AnimateDiff
+    v1-v3: 8 and 32, the defaults).
+    """
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise MissingWeightsError(f"{path} has no config.json; expected a MotionAdapter folder (save_pretrained)")
+        return MotionAdapter.from_pretrained(path).eval()
+    if not path.is_file():
+        raise MissingWeightsError(f"motion module weights not found at {path}; pass an AnimateDiff .ckpt or a folder")
+    if path.suffix not in _SINGLE_FILE_SUFFIXES:
+        raise InputError(f"{path}: expected a folder or a file ending in one of {', '.join(_SINGLE_FILE_SUFFIXES)}")
+    original = _read_state_dict(path)
+    state_dict = convert_animatediff_state_dict(original)
+    config = motion_adapter_config_from_state_dict(
+        state_dict, num_attention_heads, norm_num_groups, max_seq_length=_position_table_length(original)
+    )
+    adapter = MotionAdapter(**config)
+    missing, unexpected = adapter.load_state_dict(state_dict, strict=False)
+    # The sinusoidal position tables are buffers rebuilt from the config (the conversion drops them).
+    missing = [name for name in missing if not name.endswith("pos_embed.pe")]
+    if missing or unexpected:
+        raise InputError(
+            f"{path} does not match an AnimateDiff motion module: {len(missing)} missing keys "
+            f"(e.g. {missing[:2]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:2]})"
+        )
+    return adapter.eval()
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    return state_dict.get("state_dict", state_dict)
+
+
+def convert_animatediff_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """AnimateDiff's original names (`...motion_modules.0.temporal_transformer.transformer_blocks.0.
+    attention_blocks.0.to_q.weight`) to diffusers' `MotionAdapter` names; diffusers names pass through."""
+    from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
+
+    if not any(".temporal_transformer." in name for name in state_dict):
+        return dict(state_dict)
+    return convert_animatediff_checkpoint_to_diffusers(state_dict)
+
+
+def _position_table_length(state_dict: dict[str, torch.Tensor]) -> int | None:
+    """Frames the temporal position table covers (AnimateDiff v1: 24, v2/v3: 32), if it was saved."""
+    for name, value in state_dict.items():
+        if name.endswith(("pos_encoder.pe", "pos_embed.pe")):
+            return value.shape[1]
+    return None
+
+
+def motion_adapter_config_from_state_dict(
+    state_dict: dict[str, torch.Tensor],
+    num_attention_heads: int = 8,
+    norm_num_groups: int = 32,
+    max_seq_length: int | None = None,
+) -> dict:
+    """`MotionAdapter` config of diffusers-named motion weights, read from the names and shapes
+    (`max_seq_length` from the position tables when not given, else AnimateDiff v2's 32)."""
+    if not any("motion_modules" in name for name in state_dict):
+        raise InputError("no motion-module weights found (no key contains 'motion_modules')")
+
+    def count(prefix: str) -> int:
+        indices = {name[len(prefix):].split(".")[0] for name in state_dict if name.startswith(prefix)}
+        return len(indices)
+
+    blocks = count("down_blocks.")
+    block_out_channels = tuple(
+        state_dict[f"down_blocks.{i}.motion_modules.0.proj_in.weight"].shape[1] for i in range(blocks)
+    )
+    layers = {count(f"down_blocks.{i}.motion_modules.") for i in range(blocks)}
+    if len(layers) != 1:
+        raise InputError(f"motion modules with different layer counts per block ({sorted(layers)}) are not supported")
+    max_seq_length = max_seq_length or _position_table_length(state_dict) or 32
+    return dict(
+        block_out_channels=block_out_channels,
+        motion_layers_per_block=layers.pop(),
+        motion_transformer_layers_per_block=count("down_blocks.0.motion_modules.0.transformer_blocks."),
+        motion_num_attention_heads=num_attention_heads,
+        motion_norm_num_groups=norm_num_groups,
+        motion_max_seq_length=max_seq_length,
+        use_motion_mid_block=any(name.startswith("mid_block.motion_modules.") for name in state_dict),
+    )
