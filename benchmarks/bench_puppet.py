@@ -20,15 +20,19 @@ from magicpose.data.puppet.videos import PuppetVideos
 from magicpose.data.puppet.world import PuppetVideo, video_spec
 
 
-def frames_per_second(function, count: int) -> float:
+def frames_per_second(function, count: int) -> tuple[float, float]:
+    """(frames per wall-clock second, frames per CPU second of this process).
+
+    The second figure is what one idle core delivers; the two differ when other work shares the machine.
+    """
     function(0)  # warm-up: imports, caches
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for index in range(1, count + 1):
         function(index)
-    return count / (time.perf_counter() - start)
+    return count / (time.perf_counter() - wall), count / (time.process_time() - cpu)
 
 
-def render_rate(size: int, count: int, with_condition: bool) -> float:
+def render_rate(size: int, count: int, with_condition: bool) -> tuple[float, float]:
     videos = [PuppetVideo(video_spec("train", i, width=size, height=size, num_frames=count + 1)) for i in range(4)]
 
     def one(index: int):
@@ -60,15 +64,17 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"CPU cores available: {len(os.sched_getaffinity(0))}")
-    print(f"| size | render only (1 process) | render + OpenPose condition (1 process) | training pairs, DataLoader 2 workers |")
+    print(f"CPU cores available: {len(os.sched_getaffinity(0))}; load average before: {os.getloadavg()[0]:.1f}")
+    print("| size | render only, 1 process | render + OpenPose condition, 1 process | training pairs, DataLoader with 2 workers |")
     print("|---|---|---|---|")
     for size in args.sizes:
         render = render_rate(size, args.frames, with_condition=False)
         condition = render_rate(size, args.frames, with_condition=True)
         loader = loader_rate(size, args.frames, workers=2)
-        print(f"| {size}x{size} | {render:.0f} frames/s | {condition:.0f} frames/s | {loader:.0f} frames/s ({loader / 2:.0f} pairs/s) |")
-
+        print(f"| {size}x{size} | {render[0]:.0f} frames/s ({render[1]:.0f} per CPU-second) "
+              f"| {condition[0]:.0f} frames/s ({condition[1]:.0f} per CPU-second) "
+              f"| {loader:.0f} frames/s ({loader / 2:.0f} pairs/s) |")
+    print(f"load average after: {os.getloadavg()[0]:.1f} (other processes on the machine lower the wall-clock rates)")
 
 if __name__ == "__main__":
     main()

@@ -363,20 +363,26 @@ def render_puppet(identity: Identity, pose: Pose, background: np.ndarray, supers
         _draw_head(canvas, big, identity, head)
 
     labels = canvas.labels
-    rgb = cv2.LUT(cv2.merge([labels, labels, labels]), _palette_lut(identity))
-    if top_anchor is not None:
-        _apply_pattern(rgb, labels, Part.TOP, identity.top, top_anchor[0], top_anchor[1], unit)
-        pelvis = (body[8, :2] + body[11, :2]) / 2 if _present(body, 8, 11) else top_anchor[0]
-        _apply_pattern(rgb, labels, Part.BOTTOM, identity.bottom, pelvis, top_anchor[1], unit)
-    shade = cv2.blur(canvas.shade, (3, 3))
-    # Outlines: wherever a 2x2 neighbourhood holds two different parts.
-    square = np.ones((2, 2), np.uint8)
-    edges = cv2.dilate(labels, square) != cv2.erode(labels, square)
-    shade[edges] = np.minimum(shade[edges], _OUTLINE)
-    person = (labels > 0).view(np.uint8)
-    shaded = cv2.multiply(rgb, cv2.merge([shade, shade, shade]), scale=1 / 255)
     composed = cv2.resize(background, (width * k, height * k), interpolation=cv2.INTER_NEAREST)
-    cv2.copyTo(shaded, person, composed)
+    # Colour only the person's bounding box (a full-body puppet covers a fraction of the frame).
+    x, y, w, h = cv2.boundingRect(labels)
+    if w > 0 and h > 0:
+        x0, y0 = max(x - 1, 0), max(y - 1, 0)
+        box = (slice(y0, y + h + 1), slice(x0, x + w + 1))
+        local, offset = labels[box], np.array([x0, y0])
+        rgb = cv2.LUT(cv2.merge([local, local, local]), _palette_lut(identity))
+        if top_anchor is not None:
+            _apply_pattern(rgb, local, Part.TOP, identity.top, top_anchor[0] - offset, top_anchor[1], unit)
+            pelvis = (body[8, :2] + body[11, :2]) / 2 if _present(body, 8, 11) else top_anchor[0]
+            _apply_pattern(rgb, local, Part.BOTTOM, identity.bottom, pelvis - offset, top_anchor[1], unit)
+        shade = cv2.blur(canvas.shade[box], (3, 3))
+        # Outlines: wherever a 2x2 neighbourhood holds two different parts.
+        square = np.ones((2, 2), np.uint8)
+        edges = cv2.dilate(local, square) != cv2.erode(local, square)
+        shade[edges] = np.minimum(shade[edges], _OUTLINE)
+        shaded = cv2.multiply(rgb, cv2.merge([shade, shade, shade]), scale=1 / 255)
+        cv2.copyTo(shaded, (local > 0).view(np.uint8), composed[box])
+    person = (labels > 0).view(np.uint8)
     image = cv2.resize(composed, (width, height), interpolation=cv2.INTER_AREA)
     coverage = cv2.resize(person * np.uint8(255), (width, height), interpolation=cv2.INTER_AREA)
     return PuppetImage(image=image, mask=coverage >= 128, parts=labels[k // 2 :: k, k // 2 :: k].copy())
