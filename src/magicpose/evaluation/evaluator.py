@@ -9,7 +9,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from magicpose.evaluation import frame_metrics
@@ -18,7 +17,7 @@ from magicpose.evaluation.face_cos import face_cosine_similarities
 from magicpose.evaluation.fid_vid import FID_VID_SIZE, fid_vid_features
 from magicpose.evaluation.fvd import FVD_SIZE, fvd_features
 from magicpose.evaluation.inception import FID_INPUT_SIZE
-from magicpose.evaluation.pairing import VideoPair
+from magicpose.evaluation.pairing import VideoPair, read_frames
 from magicpose.evaluation.video_features import image_batch
 
 METRICS = ("fid", "ssim", "psnr", "lpips", "lpips-alex", "l1", "face-cos", "fid-vid", "fvd")
@@ -71,12 +70,6 @@ def load_networks(metrics: list[str], weights_dir: str | Path, device: str | tor
     if "fvd" in metrics:
         networks.i3d = i3d.load_i3d(weights_dir).to(device)
     return networks
-
-
-def read_frame(path: Path) -> np.ndarray:
-    """An image file as a uint8 RGB array."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
 
 
 def _device_of(module: torch.nn.Module) -> torch.device:
@@ -163,11 +156,11 @@ def evaluate(
     all_features: dict[str, list] = {}
     for video in videos:
         bar.set_postfix_str(video.name)
-        generated, reference = [], []
-        for _, generated_path, reference_path in video.frames:
-            r = read_frame(reference_path)
-            generated.append(frame_metrics.match_size(read_frame(generated_path), r, protocol))
-            reference.append(r)
+        reference = read_frames([r for _, _, r in video.frames])
+        generated = [
+            frame_metrics.match_size(g, r, protocol)
+            for g, r in zip(read_frames([g for _, g, _ in video.frames]), reference)
+        ]
         per_frame, features = score_video(generated, reference, metrics, protocol, networks, batch_size, bar.update)
         summary: dict = {"frames": len(video.frames), "frame_indices": [i for i, _, _ in video.frames]}
         for name, values in per_frame.items():
