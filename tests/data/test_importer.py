@@ -67,3 +67,22 @@ def test_import_refuses_a_folder_without_videos(tmp_path):
         import_videos(tmp_path / "empty", tmp_path / "out", detector=object(), progress=False)
     with pytest.raises(InputError, match="not found"):
         import_videos(tmp_path / "missing", tmp_path / "out", detector=object(), progress=False)
+
+
+def test_import_with_the_real_detector(tmp_path):
+    """MediaPipe Holistic (offline, in the wheel) on a short clip made from the reference photo."""
+    from pathlib import Path
+
+    from magicpose.media import read_image
+
+    photo = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "real_media" / "astronaut.png"
+    if not photo.is_file():
+        pytest.skip(f"shared reference data not found at {photo} (clone the project with shared/ beside it)")
+    write_video(tmp_path / "src" / "astronaut.mp4", [read_image(photo)] * 2, fps=10.0)
+    import_videos(tmp_path / "src", tmp_path / "out", max_side=256, progress=False)
+    record = LayoutDataset(tmp_path / "out")[0]
+    assert (record.width, record.height, record.num_frames) == (256, 256, 2)
+    pose = record.sample(1).pose
+    assert pose.has("body") and pose.has("face")
+    nose = pose.body[0]
+    assert nose[2] > 0 and 0 <= nose[0] < 256 and 0 <= nose[1] < 128  # a portrait: the face is in the upper half
