@@ -65,6 +65,10 @@ class MagicPosePipeline(DiffusionPipeline):
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.pose_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, do_normalize=False)
 
+    def enable_vae_tiling(self) -> None:
+        """Decode large frames tile by tile (less memory; seams are blended, so pixels change slightly)."""
+        self.vae.enable_tiling()
+
     @property
     def model(self) -> MagicPoseModel:
         """The three networks wired together (built on demand; it holds no weights of its own)."""
