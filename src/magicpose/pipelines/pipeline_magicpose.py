@@ -146,19 +146,23 @@ class MagicPosePipeline(DiffusionPipeline):
         step_kwargs = {key: value for key, value in (("eta", eta), ("generator", generator)) if key in step_parameters}
 
         model = self.model
-        for t in self.progress_bar(self.scheduler.timesteps):
-            model_input = self.scheduler.scale_model_input(latents, t)
-            # The reference branch does not depend on the frame: one pass per step serves every chunk.
-            features = model.encode_reference(reference_latents, t, context)
-            noise_pred = torch.cat([
-                image_guidance(
-                    lambda: model(chunk, t, context, pose_images=poses_chunk, reference_features=features),
-                    lambda: model(chunk, t, context),
-                    guidance_scale,
-                )
-                for chunk, poses_chunk in zip(model_input.split(frame_chunk_size), pose_images.split(frame_chunk_size))
-            ])  # fmt: skip
-            latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
+        timesteps = self.scheduler.timesteps
+        # One bar over frames x steps, so long videos show their rate in frames per second.
+        with self.progress_bar(total=len(timesteps) * frames) as progress:
+            progress.unit = "frame-step"
+            for t in timesteps:
+                model_input = self.scheduler.scale_model_input(latents, t)
+                # The reference branch does not depend on the frame: one pass per step serves every chunk.
+                features = model.encode_reference(reference_latents, t, context)
+                noise_pred = []
+                for chunk, poses_chunk in zip(model_input.split(frame_chunk_size), pose_images.split(frame_chunk_size)):
+                    noise_pred.append(image_guidance(
+                        lambda: model(chunk, t, context, pose_images=poses_chunk, reference_features=features),
+                        lambda: model(chunk, t, context),
+                        guidance_scale,
+                    ))  # fmt: skip
+                    progress.update(chunk.shape[0])
+                latents = self.scheduler.step(torch.cat(noise_pred), t, latents, **step_kwargs, return_dict=False)[0]
         return latents
 
     @torch.no_grad()
