@@ -69,9 +69,15 @@ def blend_windows(
     overlap: int = 4,
     shape: WeightShape = "ramp",
 ) -> torch.Tensor:
-    """Weighted mean over the sliding windows of `predict(frames) -> (len(frames), ...)`, per frame."""
+    """Weighted mean over the sliding windows of `predict(frames) -> (len(frames), ...)`, per frame.
+
+    A video no longer than a window is one clip: its prediction is returned as is.
+    """
+    windows = sliding_windows(num_frames, window, overlap)
+    if len(windows) == 1:
+        return predict(windows[0])
     total = weight_sum = None
-    for frames in sliding_windows(num_frames, window, overlap):
+    for frames in windows:
         prediction = predict(frames)
         if total is None:
             # Accumulate in float32: half-precision sums of several windows would round visibly.
