@@ -86,3 +86,14 @@ def test_identity_colour_error_in_lab_units():
     white = np.full((8, 8, 3), 255, np.uint8)
     black = np.zeros((8, 8, 3), np.uint8)
     assert identity_colour_error(black, white, parts, erode=0)["skin"] == pytest.approx(100, abs=0.1)  # L* 0 vs 100
+
+
+def test_frame_scores_rank_a_wrong_pose_below_the_right_one():
+    from magicpose.evaluation.puppet_metrics import puppet_frame_scores
+
+    video = PuppetVideo(video_spec("test", 4, num_frames=30))
+    truth, other = video.frame(0), video.frame(20)
+    perfect = puppet_frame_scores(truth.image, truth.image, truth.mask, truth.parts, video.background)
+    assert perfect["masked_psnr"] == math.inf and perfect["mask_iou"] > 0.9 and perfect["colour_skin"] == 0
+    wrong = puppet_frame_scores(other.image, truth.image, truth.mask, truth.parts, video.background)
+    assert wrong["mask_iou"] < perfect["mask_iou"] and wrong["masked_ssim"] < perfect["masked_ssim"]

@@ -116,3 +116,18 @@ def identity_colour_error(
             continue
         errors[name] = float(np.linalg.norm(_mean_lab(generated, region) - _mean_lab(target, region)))
     return errors
+
+
+def puppet_frame_scores(
+    generated: np.ndarray, target: np.ndarray, mask: np.ndarray, parts: np.ndarray, background: np.ndarray
+) -> dict[str, float]:
+    """Every puppet metric of one generated frame against its ground truth, in one flat dict:
+    masked_psnr, masked_ssim, mask_iou (generated person found against `background`) and
+    colour_<region> for each identity region present."""
+    scores = {
+        "masked_psnr": masked_psnr(generated, target, mask),
+        "masked_ssim": masked_ssim(generated, target, mask),
+        "mask_iou": mask_iou(person_mask_from_background(generated, background), mask),
+    }
+    scores.update({f"colour_{name}": value for name, value in identity_colour_error(generated, target, parts).items()})
+    return scores
