@@ -1,0 +1,216 @@
+"""Training configuration: one YAML file per stage, validated, with `key=value` overrides.
+
+    stage: pose
+    model: {preset: puppet, vae: runs/puppet/vae/export/vae, ...}
+    data: {source: puppet, size: 128, ...}
+    train: {max_steps: 20000, batch_size: 4, learning_rate: 1.0e-5, ...}
+    output: {dir: runs/puppet/stage2_pose, checkpoint_every: 500, ...}
+
+Overrides use dotted keys (`train.max_steps=10`); values are parsed as YAML (`1e-4`, `true`, `null`).
+Unknown keys and wrong types are errors that name the key, so a typo never trains with a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from magicpose.errors import InputError
+
+STAGES = ("vae", "base_unet", "controlnet", "appearance", "pose", "motion")
+
+
+@dataclass
+class ModelConfig:
+    """Where each component comes from. A path is a diffusers component folder; null builds it from
+    `preset` (random weights, or for `appearance_control` a copy of the base UNet, the paper's init,
+    and for `pose_control` a ControlNet made from the base UNet's encoder)."""
+
+    preset: str = "puppet"  # architecture of components built from scratch: tiny | puppet | sd15
+    seed: int = 0
+    sd15: str | None = None  # an SD-1.5 diffusers folder: supplies unet, vae and the empty-prompt context
+    vae: str | None = None
+    unet: str | None = None
+    appearance_control: str | None = None
+    pose_control: str | None = None
+    text_context: str | None = None
+
+
+@dataclass
+class DataConfig:
+    source: str = "puppet"  # "puppet" (rendered on the fly) or a dataset folder (`magicpose data prepare`)
+    split: str | None = "train"
+    size: int = 128
+    crop: str = "center"
+    crop_scale: tuple[float, float] = (0.8, 1.0)
+    face_mask_probability: float = 0.2  # paper Table 3's augmentation (official values, never applied there)
+    hand_mask_probability: float = 0.5
+    puppet_videos: int | None = None  # puppet world: number of training identities (null: the whole split)
+    puppet_frames: int = 120
+    num_workers: int = 0
+    validation_source: str | None = None  # default: the puppet "val" split, or `source`
+    validation_split: str | None = "val"
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000
+    batch_size: int = 4  # per process
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-5
+    lr_scheduler: str = "constant_with_warmup"
+    lr_warmup_steps: int = 0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    weight_decay: float = 0.0  # official: no weight decay
+    max_grad_norm: float | None = 1.0
+    use_8bit_adam: bool = False
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    gradient_checkpointing: bool = False
+    image_guidance_dropout: float = 0.0  # probability of dropping reference and pose (official: 0)
+    kl_weight: float = 1e-6  # VAE stage only
+    seed: int = 42
+    cpu: bool = False  # force CPU even where CUDA exists
+
+
+@dataclass
+class OutputConfig:
+    dir: str = "runs/train"
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    validate_every: int = 500  # 0: never
+    validation_samples: int = 4
+    validation_inference_steps: int = 20
+    validation_guidance_scale: float = 1.0
+    log_every: int = 10
+
+
+@dataclass
+class TrainingConfig:
+    stage: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> TrainingConfig:
+    """Read a YAML config, apply `section.key=value` overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config file not found: {path}; see configs/ for examples")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise InputError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise InputError(f"{path} must hold a mapping of sections (stage, model, data, train, output)")
+    for override in overrides:
+        apply_override(raw, override)
+    return config_from_dict(raw, where=str(path))
+
+
+def apply_override(raw: dict, override: str) -> None:
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise InputError(f"override {override!r} must look like section.key=value (e.g. train.max_steps=100)")
+    *sections, name = key.strip().split(".")
+    target = raw
+    for section in sections:
+        target = target.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise InputError(f"override {override!r}: {section} is not a section")
+    target[name] = yaml.safe_load(value)
+
+
+def config_from_dict(raw: dict, where: str = "config") -> TrainingConfig:
+    unknown = set(raw) - {f.name for f in dataclasses.fields(TrainingConfig)}
+    if unknown:
+        raise InputError(f"{where}: unknown section(s) {sorted(unknown)}; expected stage, model, data, train, output")
+    sections = {}
+    for section in dataclasses.fields(TrainingConfig):
+        if section.name == "stage":
+            continue
+        values = raw.get(section.name) or {}
+        if not isinstance(values, dict):
+            raise InputError(f"{where}: section {section.name} must be a mapping")
+        sections[section.name] = _build(section.type if isinstance(section.type, type) else _SECTIONS[section.name], values, f"{where}: {section.name}")
+    config = TrainingConfig(stage=raw.get("stage"), **sections)
+    validate(config, where)
+    return config
+
+
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "output": OutputConfig}
+
+
+def _build(cls, values: dict, where: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{name: _coerce(value, hints[name], f"{where}.{name}") for name, value in values.items()})
+
+
+def _coerce(value, hint, where: str):
+    """Check `value` against a field's type hint (int, float, str, bool, tuple, optional)."""
+    args = typing.get_args(hint)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise InputError(f"{where} may not be null")
+    if type(None) in args:
+        hint = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(typing.get_args(hint)):
+            raise InputError(f"{where} must be a list of {len(typing.get_args(hint))} numbers, got {value!r}")
+        return tuple(_coerce(v, t, where) for v, t in zip(value, typing.get_args(hint)))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):  # PyYAML reads 1e-5 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise InputError(f"{where} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def validate(config: TrainingConfig, where: str = "config") -> None:
+    if config.stage not in STAGES:
+        raise InputError(f"{where}: stage must be one of {STAGES}, got {config.stage!r}")
+    t, d, o = config.train, config.data, config.output
+    checks = [
+        (t.max_steps >= 1, "train.max_steps must be at least 1"),
+        (t.batch_size >= 1, "train.batch_size must be at least 1"),
+        (t.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps must be at least 1"),
+        (t.learning_rate > 0, "train.learning_rate must be positive"),
+        (t.mixed_precision in ("no", "fp16", "bf16"), "train.mixed_precision must be no, fp16 or bf16"),
+        (0.0 <= t.image_guidance_dropout <= 1.0, "train.image_guidance_dropout must lie in [0, 1]"),
+        (0.0 <= d.face_mask_probability <= 1.0, "data.face_mask_probability must lie in [0, 1]"),
+        (0.0 <= d.hand_mask_probability <= 1.0, "data.hand_mask_probability must lie in [0, 1]"),
+        (d.size >= 16 and d.size % 8 == 0, "data.size must be a multiple of 8, at least 16"),
+        (d.crop in ("center", "random"), "data.crop must be center or random"),
+        (o.checkpoint_every >= 1, "output.checkpoint_every must be at least 1"),
+        (o.keep_checkpoints >= 1, "output.keep_checkpoints must be at least 1"),
+        (o.validate_every >= 0, "output.validate_every must be 0 (off) or positive"),
+        (config.model.preset in ("tiny", "puppet", "sd15"), "model.preset must be tiny, puppet or sd15"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise InputError(f"{where}: {message}")

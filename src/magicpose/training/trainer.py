@@ -1,0 +1,157 @@
+"""The training loop, every stage, one process or many (accelerate).
+
+    magicpose train configs/puppet/stage2_pose.yaml [--resume] [train.max_steps=100 ...]
+    accelerate launch --multi_gpu --num_processes 8 -m magicpose.interfaces.cli train CONFIG.yaml
+
+Read top to bottom: set up accelerate, build the stage, optimizer and LR schedule, restore a
+checkpoint, then per step: gradient-accumulated micro-batches -> clip -> optimizer step, with
+logging, checkpoints, validation grids and, at the end, the export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from magicpose.errors import InputError
+from magicpose.training.checkpointing import TrainingDiverged, latest_checkpoint, load_checkpoint, save_checkpoint
+from magicpose.training.config import TrainConfig, TrainingConfig
+from magicpose.training.data import StepBatches, batches, training_dataset, validation_batch
+from magicpose.training.stages import CLIP_STAGES, VaeStage, build_stage, trainable_parameters
+
+
+def make_optimizer(parameters, train: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW (official: no weight decay); bitsandbytes' 8-bit AdamW where asked for and installed."""
+    options = dict(lr=train.learning_rate, betas=(train.adam_beta1, train.adam_beta2), weight_decay=train.weight_decay)
+    if train.use_8bit_adam:
+        try:
+            import bitsandbytes
+
+            return bitsandbytes.optim.AdamW8bit(parameters, **options)
+        except ImportError:
+            warnings.warn("train.use_8bit_adam: bitsandbytes is not installed; using torch AdamW "
+                          "(pip install bitsandbytes on a CUDA machine for 8-bit Adam)", stacklevel=2)  # fmt: skip
+    return torch.optim.AdamW(parameters, **options)
+
+
+def _all_finite(accelerator, loss: torch.Tensor) -> bool:
+    """True when every rank's loss is finite (all ranks must agree to stop together)."""
+    flag = torch.isfinite(loss.detach()).all().float().reshape(1)
+    return bool(accelerator.gather(flag).min() > 0)
+
+
+def train(config: TrainingConfig, resume: bool = False, stop_after: int | None = None) -> Path:
+    """Run (or continue) a stage; returns the export folder. `stop_after` ends the run after that
+    step as an interruption would (no export): tests use it to check that resume is exact."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+    from diffusers.optimization import get_scheduler
+
+    out = Path(config.output.dir)
+    t = config.train
+    accelerator = Accelerator(
+        mixed_precision=t.mixed_precision,
+        cpu=t.cpu,
+        log_with="tensorboard",
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
+    )
+    main = accelerator.is_main_process
+    if not resume and latest_checkpoint(out) is not None:
+        raise InputError(f"{out} already holds checkpoints; pass --resume to continue, or set output.dir=ANOTHER_FOLDER")
+
+    # Model, optimizer, schedule. Stage modules return their loss, so DDP wraps one module per stage.
+    torch.manual_seed(t.seed)
+    stage = build_stage(config)
+    parameters = trainable_parameters(stage)
+    optimizer = make_optimizer(parameters, t)
+    lr_scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.lr_warmup_steps, num_training_steps=t.max_steps)
+    stage, optimizer = accelerator.prepare(stage, optimizer)  # the LR schedule steps once per optimizer step, by us
+    generator = torch.Generator().manual_seed(t.seed * 1_000 + accelerator.process_index)  # noise, t, dropout
+
+    step = 0
+    if resume:
+        checkpoint = latest_checkpoint(out)
+        if checkpoint is None:
+            raise InputError(f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume")
+        step = load_checkpoint(accelerator, checkpoint, stage, optimizer, lr_scheduler, generator)
+        accelerator.print(f"resumed from {checkpoint} (step {step})")
+
+    # Data: each rank takes its own slice of every step's samples (see training/data.py).
+    dataset = training_dataset(config, clips=config.stage in CLIP_STAGES)
+    sampler = StepBatches(len(dataset), t.batch_size, accelerator.process_index, accelerator.num_processes,
+                          t.seed, start=step * t.gradient_accumulation_steps)  # fmt: skip
+    data = batches(dataset, sampler, config.data.num_workers)
+    held_out = validation_batch(config, config.output.validation_samples) if main else None
+
+    if main:
+        accelerator.init_trackers(config.stage)
+    samples_per_step = t.batch_size * t.gradient_accumulation_steps * accelerator.num_processes
+    progress = tqdm(total=t.max_steps, initial=step, desc=config.stage, disable=not main, dynamic_ncols=True)
+    while step < t.max_steps:
+        started = time.perf_counter()
+        step_loss = torch.zeros((), device=accelerator.device)
+        for micro in range(t.gradient_accumulation_steps):
+            batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in next(data).items()}
+            last = micro == t.gradient_accumulation_steps - 1
+            with contextlib.nullcontext() if last else accelerator.no_sync(stage):  # all-reduce once per step
+                loss = stage(batch, generator)
+                if not _all_finite(accelerator, loss):
+                    good = latest_checkpoint(out)
+                    raise TrainingDiverged(
+                        f"the loss became {loss.item()} at step {step + 1}; stopped without saving. Last good "
+                        f"checkpoint: {good or 'none'}. Lower train.learning_rate, use mixed_precision=bf16 or no, "
+                        "then continue with --resume"
+                    )
+                accelerator.backward(loss / t.gradient_accumulation_steps)
+            step_loss += loss.detach().float() / t.gradient_accumulation_steps
+        if t.max_grad_norm:
+            accelerator.clip_grad_norm_(parameters, t.max_grad_norm)
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+
+        loss_value = accelerator.reduce(step_loss, "mean").item()
+        seconds = time.perf_counter() - started
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{samples_per_step / seconds:.1f}")
+        if step % config.output.log_every == 0 or step == t.max_steps:
+            accelerator.log({"loss": loss_value, "lr": lr_scheduler.get_last_lr()[0],
+                             "samples_per_second": samples_per_step / seconds, "seconds_per_step": seconds}, step=step)  # fmt: skip
+        if step % config.output.checkpoint_every == 0 or step == t.max_steps:
+            save_checkpoint(accelerator, out, step, stage, optimizer, lr_scheduler, generator, config.to_dict(),
+                            config.output.keep_checkpoints)  # fmt: skip
+        if main and config.output.validate_every and step % config.output.validate_every == 0:
+            _validate(accelerator.unwrap_model(stage), held_out, out / "validation" / f"step-{step:06d}.png", config)
+        if stop_after is not None and step >= stop_after:
+            progress.close()
+            accelerator.end_training()
+            return out / "export"
+    progress.close()
+
+    export = out / "export"
+    if main:
+        _export(accelerator.unwrap_model(stage), held_out, export)
+        print(f"exported {config.stage} to {export}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return export
+
+
+def _validate(stage, batch: dict, path: Path, config: TrainingConfig) -> None:
+    from magicpose.training.validation import save_validation_grid
+
+    save_validation_grid(stage, batch, path, config.output.validation_inference_steps, config.output.validation_guidance_scale)
+
+
+def _export(stage, held_out: dict, out: Path) -> None:
+    from magicpose.training.export import calibrate_vae_scale, export_components
+
+    if isinstance(stage, VaeStage):
+        stage.vae.register_to_config(scaling_factor=calibrate_vae_scale(stage.vae, held_out["target"]))
+    export_components(stage.exported(), out)
