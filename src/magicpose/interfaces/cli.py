@@ -17,6 +17,7 @@ COMMANDS = [
     "convert",
     "animate",
     "pose",
+    "train",
     "data",
     "evaluate",
 ]
