@@ -207,3 +207,31 @@ def test_long_clips_are_refused_with_a_pointer_to_windows(live_motion_model, inp
     too_long = unet.config.motion_max_seq_length + 1
     with pytest.raises(ValueError, match="windows"):
         unet(torch.zeros(too_long, 4, 8, 8), 10, inputs["context"])
+
+
+def test_stage_three_training_step_moves_only_the_temporal_layers(components):
+    """The trainer's stage-3 module (clip batches): a loss, gradients on the motion modules alone."""
+    from types import SimpleNamespace
+
+    from magicpose.training.motion_stage import MotionStage
+
+    config = SimpleNamespace(model=SimpleNamespace(motion_adapter=None, seed=0))
+    stage = MotionStage(dict(components), config)
+    generator = torch.Generator().manual_seed(0)
+    batch = {
+        # The tiny VAE downsamples by 2 and the ControlNet's hint encoder by 8: 8x8 latents.
+        "reference": torch.rand(2, 3, 16, 16, generator=generator) * 2 - 1,
+        "target": torch.rand(2, 3, 3, 16, 16, generator=generator) * 2 - 1,
+        "pose_image": torch.rand(2, 3, 3, 64, 64, generator=generator),
+    }
+    loss = stage(batch, torch.Generator().manual_seed(1))
+    loss.backward()
+    assert torch.isfinite(loss)
+    trained = {name for name, p in stage.named_parameters() if p.requires_grad}
+    assert trained and all(".motion_modules." in name for name in trained)
+    assert all(p.grad is None for name, p in stage.named_parameters() if name not in trained)
+    assert any(p.grad.abs().sum() > 0 for name, p in stage.named_parameters() if name in trained)
+    adapter = stage.exported()["motion_adapter"]
+    assert sum(p.numel() for p in adapter.parameters()) == sum(p.numel() for name, p in stage.named_parameters() if name in trained)
+    for module in (components["unet"], components["appearance_control"], components["pose_control"]):
+        module.requires_grad_(False)  # leave the shared fixture as it was

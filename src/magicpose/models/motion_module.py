@@ -64,6 +64,20 @@ def motion_adapter_config(preset: str = "tiny") -> dict:
     return dict(configs[preset])
 
 
+def motion_adapter_config_for_unet(unet, num_attention_heads: int = 8) -> dict:
+    """The AnimateDiff layout fitted to any UNet's blocks (at SD-1.5 size: exactly AnimateDiff v2)."""
+    channels = tuple(unet.config.block_out_channels)
+    heads = next(h for h in range(num_attention_heads, 0, -1) if all(c % h == 0 for c in channels))
+    return dict(
+        block_out_channels=channels,
+        motion_layers_per_block=unet.config.layers_per_block,
+        motion_num_attention_heads=heads,
+        motion_norm_num_groups=unet.config.norm_num_groups,
+        motion_max_seq_length=32,
+        use_motion_mid_block=True,
+    )
+
+
 def build_motion_adapter(preset: str = "tiny", seed: int = 0, zero_init: bool = True) -> MotionAdapter:
     """A randomly initialised adapter; `zero_init` zeroes each temporal block's output projection as
     AnimateDiff does before training, so that the motion UNet starts as the image model."""
