@@ -1,0 +1,54 @@
+import pytest
+
+from magicpose.errors import InputError
+from magicpose.training.config import load_config
+
+CONFIG = """
+stage: pose
+train: {max_steps: 10, learning_rate: 1.0e-5}
+output: {dir: runs/x}
+"""
+
+
+@pytest.fixture()
+def path(tmp_path):
+    file = tmp_path / "c.yaml"
+    file.write_text(CONFIG)
+    return file
+
+
+def test_overrides_are_parsed_as_yaml_and_applied(path):
+    config = load_config(path, ["train.max_steps=3", "train.learning_rate=1e-4", "train.gradient_checkpointing=true",
+                                "model.pose_control=null", "data.crop_scale=[0.5, 1.0]"])  # fmt: skip
+    assert config.train.max_steps == 3 and config.train.learning_rate == pytest.approx(1e-4)
+    assert config.train.gradient_checkpointing is True and config.data.crop_scale == (0.5, 1.0)
+    assert config.output.dir == "runs/x" and config.stage == "pose"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.max_step=3", "unknown key"),
+    ("trian.max_steps=3", "unknown section"),
+    ("train.max_steps=many", "must be int"),
+    ("train.max_steps=0", "at least 1"),
+    ("train.mixed_precision=fp8", "fp16 or bf16"),
+    ("train.image_guidance_dropout=1.5", r"\[0, 1\]"),
+    ("stage=stage9", "stage must be one of"),
+    ("max_steps", "section.key=value"),
+])  # fmt: skip
+def test_bad_configs_name_the_problem(path, override, message):
+    with pytest.raises(InputError, match=message):
+        load_config(path, [override])
+
+
+def test_missing_file_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*/*.yaml"))
+    assert len(configs) >= 7
+    stages = {load_config(c).stage for c in configs}
+    assert {"vae", "base_unet", "controlnet", "appearance", "pose"} <= stages

@@ -1,0 +1,61 @@
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from magicpose.training.checkpointing import TrainingDiverged
+from magicpose.training.stages import MagicPoseStage
+from magicpose.training.trainer import train
+from tests.training.helpers import tiny_config
+
+K = 2
+# Stage 2 with everything that draws random numbers or keeps state: augmentation, guidance dropout,
+# random crops, a warm-up LR schedule, gradient accumulation.
+OPTIONS = dict(
+    train={"max_steps": 2 * K, "image_guidance_dropout": 0.3, "lr_warmup_steps": 3, "lr_scheduler": "cosine",
+           "gradient_accumulation_steps": 2, "batch_size": 1},
+    data={"crop": "random", "face_mask_probability": 0.5, "hand_mask_probability": 0.5},
+    output={"checkpoint_every": K, "validate_every": 0},
+)  # fmt: skip
+
+
+def _final(out):
+    return load_file(out / "checkpoints" / f"step-{2 * K:06d}" / "trainable.safetensors")
+
+
+def test_interrupted_and_resumed_run_equals_a_straight_run(tmp_path):
+    train(tiny_config("pose", tmp_path / "straight", **OPTIONS))
+    config = tiny_config("pose", tmp_path / "resumed", **OPTIONS)
+    train(config, stop_after=K)
+    assert not (tmp_path / "resumed" / "export").exists()
+    train(config, resume=True)
+    straight, resumed = _final(tmp_path / "straight"), _final(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys() and len(straight) > 10
+    assert max((straight[k] - resumed[k]).abs().max().item() for k in straight) <= 1e-6
+    first = load_file(tmp_path / "straight" / "checkpoints" / f"step-{K:06d}" / "trainable.safetensors")
+    assert any(not torch.equal(first[k], straight[k]) for k in first)  # the second half did train
+
+
+def test_a_second_run_into_the_same_folder_needs_resume(tmp_path):
+    from magicpose.errors import InputError
+
+    config = tiny_config("appearance", tmp_path, train={"max_steps": 1}, output={"validate_every": 0})
+    train(config)
+    with pytest.raises(InputError, match="--resume"):
+        train(config)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    forward = MagicPoseStage.forward
+
+    def poisoned(self, batch, generator):
+        calls["n"] += 1
+        loss = forward(self, batch, generator)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(MagicPoseStage, "forward", poisoned)
+    config = tiny_config("appearance", tmp_path, train={"max_steps": 4}, output={"validate_every": 0})
+    with pytest.raises(TrainingDiverged, match=r"nan at step 3.*step-000002"):
+        train(config)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000002"]
+    assert not (tmp_path / "export").exists()
