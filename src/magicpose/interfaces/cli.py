@@ -20,6 +20,7 @@ COMMANDS = [
     "train",
     "data",
     "evaluate",
+    "app",
 ]
 
 
