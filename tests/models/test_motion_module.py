@@ -86,7 +86,6 @@ def test_multi_source_attention_sits_on_spatial_layers_only(live_motion_model):
     processors = live_motion_model.unet.attn_processors
     readers = {name for name, p in processors.items() if isinstance(p, MultiSourceAttnProcessor)}
     assert readers and not any("motion_modules" in name for name in readers)
-    assert len(readers) == len(live_motion_model.bank.features) or len(live_motion_model.bank.features) == 0
     assert install_multi_source_attention(live_motion_model.unet, live_motion_model.appearance_control) is live_motion_model.bank
 
 
