@@ -28,6 +28,8 @@ def validation_columns(stage, batch: dict, steps: int, guidance_scale: float) ->
     """Images in [0, 1] for each column of the grid, computed with the stage's current weights."""
     from magicpose.training.stages import BaseUnetStage, ControlNetStage, MagicPoseStage, VaeStage
 
+    if hasattr(stage, "validation_columns"):  # stages registered later (motion) bring their own
+        return stage.validation_columns(batch, steps, guidance_scale)
     vae = stage.vae
     device, dtype = next(vae.parameters()).device, vae.dtype
     target = batch["target"].to(device, dtype)
@@ -60,7 +62,7 @@ def validation_columns(stage, batch: dict, steps: int, guidance_scale: float) ->
 
         columns = [("reference", unit(reference)), ("pose", pose.float().cpu())]
     else:
-        raise TypeError(f"no validation for {type(stage).__name__}")
+        raise TypeError(f"{type(stage).__name__} has no validation_columns(batch, steps, guidance_scale); set output.validate_every=0")
     latents = ddim_sample(eps_fn, latent_shape, steps, device, dtype)
     generated = vae.decode(latents / scale).sample
     return columns + [("generated", unit(generated)), ("ground truth", unit(target))]
