@@ -12,6 +12,7 @@ the server keeps running.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import threading
@@ -201,13 +202,13 @@ def build_app(config: AppConfig, startup_message: str | None = None):
     config.cache_dir.mkdir(parents=True, exist_ok=True)
 
     def as_gradio_error(function):
+        @functools.wraps(function)  # Gradio reads the signature: inputs and the gr.Progress argument
         def wrapped(*args, **kwargs):
             try:
                 return function(*args, **kwargs)
             except InputError as error:
                 raise gr.Error(str(error), print_exception=False) from None
 
-        wrapped.__name__ = function.__name__
         return wrapped
 
     def output_size(size_box):
@@ -230,12 +231,14 @@ def build_app(config: AppConfig, startup_message: str | None = None):
 
     @as_gradio_error
     def on_generate(reference_path, driving_path, size_box, align, steps, guidance, seed, progress=gr.Progress(track_tqdm=True)):
-        progress(0, desc="reading the inputs")
+        progress(0, desc="detecting the driving poses")
         reference = load_reference(reference_path, config.max_upload_mb)
         driving = load_driving(driving_path, config.max_upload_mb, config.max_frames)
         progress(0, desc="loading the model")
         pipeline = holder.get()
         size = output_size(size_box)
+        # From here the pipeline's own tqdm bar (frames x steps) drives the page's bar (track_tqdm).
+        progress(0, desc="aligning the skeleton")
         out_dir = config.cache_dir / "jobs" / uuid.uuid4().hex[:12]
         video, grid, note = generate(
             pipeline, reference, driving, out_dir, size=size, align=align, steps=steps, guidance=guidance, seed=seed
