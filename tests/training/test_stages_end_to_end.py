@@ -23,6 +23,9 @@ def runs(tmp_path_factory):
     prior["appearance_control"] = str(exports["appearance"] / "appearance_control")
     exports["pose"] = train(tiny_config("pose", root / "pose", model=prior, train={"gradient_checkpointing": True,
                                                                                   "gradient_accumulation_steps": 2}))  # fmt: skip
+    prior["pose_control"] = str(exports["pose"] / "pose_control")
+    prior["appearance_control"] = str(exports["pose"] / "appearance_control")
+    exports["motion"] = train(tiny_config("motion", root / "motion", model=prior, data={"puppet_frames": 20}))
     return root, exports
 
 
@@ -58,10 +61,11 @@ def test_runs_leave_grids_checkpoints_and_tensorboard_logs(runs):
     root, _ = runs
     from magicpose.media import read_image
 
-    for stage in ("vae", "base_unet", "controlnet", "appearance", "pose"):
+    for stage in ("vae", "base_unet", "controlnet", "appearance", "pose", "motion"):
         grid = read_image(root / stage / "validation" / "step-000002.png")
         columns = {"vae": 2, "base_unet": 2, "controlnet": 3}.get(stage, 4)
-        assert grid.shape == (2 * 32 + 2, columns * 32 + (columns - 1) * 2, 3)
+        rows = 4 if stage == "motion" else 2  # motion: the first frames of one clip
+        assert grid.shape == (rows * 32 + (rows - 1) * 2, columns * 32 + (columns - 1) * 2, 3)
         assert (root / stage / "checkpoints" / "step-000002" / "trainable.safetensors").is_file()
         assert list((root / stage / "logs").rglob("events.out.tfevents.*"))
 
@@ -75,3 +79,18 @@ def test_exported_model_loads_and_animates(runs):
     poses = torch.rand(2, 3, 32, 32)
     frames = pipeline(reference, poses, num_inference_steps=2, height=32, width=32, output_type="np").frames
     assert frames.shape == (2, 32, 32, 3) and np.isfinite(frames).all()
+
+
+def test_stage_three_exports_a_trained_motion_adapter(runs):
+    from magicpose.models.motion_module import build_motion_unet, load_motion_adapter
+    from magicpose.pipelines.assembly import load_pipeline
+
+    _, exports = runs
+    adapter = load_motion_adapter(exports["motion"] / "motion_adapter")
+    # AnimateDiff starts with zero temporal output projections; training must have moved them
+    assert any(p.abs().sum() > 0 for name, p in adapter.named_parameters() if "proj_out" in name)
+    pipeline = load_pipeline(exports["pose"])
+    pipeline.unet = build_motion_unet(pipeline.unet, adapter)
+    frames = pipeline(np.full((32, 32, 3), 128, np.uint8), torch.rand(3, 3, 32, 32), num_inference_steps=1,
+                      height=32, width=32, output_type="np").frames
+    assert frames.shape == (3, 32, 32, 3) and np.isfinite(frames).all()

@@ -16,8 +16,10 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from magicpose.models.appearance_control import AppearanceControlModel
 from magicpose.models.magicpose_model import MagicPoseModel
+from magicpose.models.motion_module import is_motion_unet
 from magicpose.models.text_context import TextContext, encode_prompt
 from magicpose.pipelines.image_guidance import image_guidance
+from magicpose.pipelines.windows import denoise_in_windows
 
 
 @dataclass
@@ -130,11 +132,14 @@ class MagicPosePipeline(DiffusionPipeline):
         eta: float = 0.0,
         generator: torch.Generator | None = None,
         frame_chunk_size: int = 16,
+        window_frames: int = 16,
+        window_overlap: int = 4,
     ) -> torch.Tensor:
         """The sampling loop in latent space: N frames from initial noise (1 or N, 4, h, w).
 
         Per step: one appearance pass for all frames, then per chunk of frames the conditional branch
-        (reference bank + pose ControlNet) and, for guidance, the plain base UNet.
+        (reference bank + pose ControlNet) and, for guidance, the plain base UNet. With a motion module
+        in the UNet, frames go through in overlapping windows of `window_frames` instead of chunks.
         """
         frames = pose_images.shape[0]
         latents = latents.expand(frames, -1, -1, -1).clone() if latents.shape[0] == 1 else latents.clone()
@@ -154,15 +159,24 @@ class MagicPosePipeline(DiffusionPipeline):
                 model_input = self.scheduler.scale_model_input(latents, t)
                 # The reference branch does not depend on the frame: one pass per step serves every chunk.
                 features = model.encode_reference(reference_latents, t, context)
-                noise_pred = []
-                for chunk, poses_chunk in zip(model_input.split(frame_chunk_size), pose_images.split(frame_chunk_size)):
-                    noise_pred.append(image_guidance(
-                        lambda: model(chunk, t, context, pose_images=poses_chunk, reference_features=features),
-                        lambda: model(chunk, t, context),
-                        guidance_scale,
-                    ))  # fmt: skip
-                    progress.update(chunk.shape[0])
-                latents = self.scheduler.step(torch.cat(noise_pred), t, latents, **step_kwargs, return_dict=False)[0]
+                if is_motion_unet(self.unet):
+                    # Frames of a clip attend to each other: overlapping windows, each one clip, blended.
+                    noise_pred = denoise_in_windows(
+                        model, model_input, t, context, pose_images, features, guidance_scale,
+                        window=window_frames, overlap=window_overlap,
+                    )  # fmt: skip
+                    progress.update(frames)
+                else:
+                    chunks = []
+                    for chunk, poses_chunk in zip(model_input.split(frame_chunk_size), pose_images.split(frame_chunk_size)):
+                        chunks.append(image_guidance(
+                            lambda: model(chunk, t, context, pose_images=poses_chunk, reference_features=features),
+                            lambda: model(chunk, t, context),
+                            guidance_scale,
+                        ))  # fmt: skip
+                        progress.update(chunk.shape[0])
+                    noise_pred = torch.cat(chunks)
+                latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
         return latents
 
     @torch.no_grad()
@@ -179,6 +193,8 @@ class MagicPosePipeline(DiffusionPipeline):
         eta: float = 0.0,
         prompt: str | None = None,
         frame_chunk_size: int = 16,
+        window_frames: int = 16,
+        window_overlap: int = 4,
         output_type: str = "pil",
         return_dict: bool = True,
     ) -> MagicPosePipelineOutput | tuple:
@@ -198,6 +214,8 @@ class MagicPosePipeline(DiffusionPipeline):
             prompt: optional text prompt; the official model conditions on the empty prompt.
             frame_chunk_size: frames denoised per network call; lower it on small GPUs. The result does
                 not depend on it.
+            window_frames, window_overlap: with a motion module, the clip length and overlap of the
+                sliding windows that cover videos of any length (AnimateDiff: 16 and 4).
             output_type: "pil", "np" or "pt".
         Returns:
             `MagicPosePipelineOutput` with N frames (or a tuple holding the frames).
@@ -223,6 +241,7 @@ class MagicPosePipeline(DiffusionPipeline):
             latents.to(device, dtype), reference_latents, pose_images, context,
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, eta=eta,
             generator=generator, frame_chunk_size=frame_chunk_size,
+            window_frames=window_frames, window_overlap=window_overlap,
         )  # fmt: skip
 
         if output_type == "latent":

@@ -38,6 +38,7 @@ class ModelConfig:
     appearance_control: str | None = None
     pose_control: str | None = None
     text_context: str | None = None
+    motion_adapter: str | None = None  # stage 3 start: an AnimateDiff v2 .ckpt or a MotionAdapter folder
 
 
 @dataclass

@@ -37,9 +37,9 @@ def training_dataset(config: TrainingConfig, clips: bool = False) -> Dataset:
     return ClipDataset(videos, **options) if clips else PairDataset(videos, **options)
 
 
-def validation_batch(config: TrainingConfig, count: int) -> dict:
-    """A fixed batch of held-out pairs (no augmentation): the puppet val split by default."""
-    from magicpose.data.pairs import PairDataset
+def validation_batch(config: TrainingConfig, count: int, clips: bool = False) -> dict:
+    """A fixed batch of held-out pairs, or clips for clip stages (no augmentation): the puppet val split by default."""
+    from magicpose.data.pairs import ClipDataset, PairDataset
 
     data = config.data
     source = data.validation_source or data.source
@@ -48,7 +48,8 @@ def validation_batch(config: TrainingConfig, count: int) -> dict:
         videos = open_collection(source, split, data, count=max(count, 1))
     except Exception:  # a dataset folder without that split: validate on the training split
         videos = open_collection(source, data.split, data)
-    dataset = PairDataset(videos, size=data.size, crop="center", seed=12345, length=count)
+    dataset_class = ClipDataset if clips else PairDataset
+    dataset = dataset_class(videos, size=data.size, crop="center", seed=12345, length=count)
     return collate([dataset[i] for i in range(count)])
 
 

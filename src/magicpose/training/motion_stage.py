@@ -81,6 +81,36 @@ class MotionStage(torch.nn.Module):
         eps = torch.cat(eps)
         return F.mse_loss(eps.float(), noise.float())
 
+    @torch.no_grad()
+    def validation_columns(self, batch: dict, steps: int, guidance_scale: float, rows: int = 4) -> list:
+        """reference | pose | generated | ground truth for the first `rows` frames of the first clip,
+        sampled as one clip so the temporal layers take part."""
+        from magicpose.pipelines.image_guidance import image_guidance
+        from magicpose.training.validation import ddim_sample
+
+        vae = self.vae
+        device, dtype = next(vae.parameters()).device, vae.dtype
+        target = batch["target"][0].to(device, dtype)
+        poses = batch["pose_image"][0].to(device, dtype)
+        reference = batch["reference"][:1].to(device, dtype)
+        scale = vae.config.scaling_factor
+        reference_latents = vae.encode(reference).latent_dist.mode() * scale
+        context = self.text_context(1).to(device, dtype)
+        factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        shape = (target.shape[0], vae.config.latent_channels, target.shape[-2] // factor, target.shape[-1] // factor)
+
+        def eps_fn(x, t):
+            return image_guidance(
+                lambda: self.model(x, t, context, reference_latents=reference_latents, pose_images=poses),
+                lambda: self.model(x, t, context),
+                guidance_scale,
+            )
+
+        generated = vae.decode(ddim_sample(eps_fn, shape, steps, device, dtype) / scale).sample
+        unit = lambda images: ((images[:rows].float() + 1) / 2).clamp(0, 1).cpu()  # noqa: E731
+        return [("reference", unit(reference.expand(rows, -1, -1, -1))), ("pose", poses[:rows].float().cpu()),
+                ("generated", unit(generated)), ("ground truth", unit(target))]  # fmt: skip
+
     def exported(self) -> dict:
         """The trained temporal layers as a `MotionAdapter` folder (`MotionAdapter.from_pretrained`)."""
         return {"motion_adapter": extract_motion_adapter(self.model.unet)}

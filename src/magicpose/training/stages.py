@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel, UNetMotionModel
 
 from magicpose.errors import InputError
 from magicpose.models.appearance_control import AppearanceControlModel
@@ -223,10 +223,9 @@ class MagicPoseStage(_Denoising):
 
 
 def _motion_stage(components: dict, config: TrainingConfig):
-    raise InputError(
-        "stage 'motion' (paper appendix C) is not available in this build yet: the motion module "
-        "(magicpose.models.motion_module) registers it with magicpose.training.stages.register_stage"
-    )
+    from magicpose.training.motion_stage import MotionStage
+
+    return MotionStage(components, config)
 
 
 STAGE_BUILDERS: dict[str, Callable[[dict, TrainingConfig], torch.nn.Module]] = {
@@ -259,7 +258,7 @@ def build_stage(config: TrainingConfig, components: dict | None = None) -> torch
     module = STAGE_BUILDERS[config.stage](components, config)
     if config.train.gradient_checkpointing:
         for sub in module.modules():
-            if isinstance(sub, (UNet2DConditionModel, ControlNetModel)):
+            if isinstance(sub, (UNet2DConditionModel, UNetMotionModel, ControlNetModel)):
                 sub.enable_gradient_checkpointing()
     return module.train()
 

@@ -86,7 +86,7 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
     sampler = StepBatches(len(dataset), t.batch_size, accelerator.process_index, accelerator.num_processes,
                           t.seed, start=step * t.gradient_accumulation_steps)  # fmt: skip
     data = batches(dataset, sampler, config.data.num_workers)
-    held_out = validation_batch(config, config.output.validation_samples) if main else None
+    held_out = validation_batch(config, config.output.validation_samples, clips=config.stage in CLIP_STAGES) if main else None
 
     if main:
         accelerator.init_trackers(config.stage)

@@ -31,6 +31,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     group.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                        help="auto: float16 on a GPU, float32 on the CPU")  # fmt: skip
+    group.add_argument("--motion-adapter", help="AnimateDiff v2 motion module (.ckpt or MotionAdapter folder): "
+                       "temporal layers in the base UNet, long videos in overlapping 16-frame windows")  # fmt: skip
     group.add_argument("--cpu-offload", action="store_true", help="keep models on the CPU until used (small GPUs)")
 
 
@@ -83,6 +85,10 @@ def load_pipeline_from_args(args: argparse.Namespace):
         from magicpose.models.default import default_model_folder
 
         pipeline = load_pipeline(default_model_folder(), dtype=dtype)
+    if getattr(args, "motion_adapter", None):
+        from magicpose.models.motion_module import build_motion_unet, load_motion_adapter
+
+        pipeline.unet = build_motion_unet(pipeline.unet, load_motion_adapter(args.motion_adapter).to(pipeline.unet.dtype))
     if args.cpu_offload and device.startswith("cuda"):
         pipeline.enable_model_cpu_offload(device=device)
     else:
