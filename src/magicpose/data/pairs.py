@@ -111,14 +111,8 @@ def _check(videos: VideoCollection, crop: str) -> None:
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
 
 
-class PairDataset(Dataset):
-    """(reference, target) frame pairs of one video with the same crop, and the target's pose condition.
-
-    Items: `reference`, `target` (3, S, S) in [-1, 1]; `pose_image` (3, S, S) in [0, 1]; `mask`
-    (1, S, S) where the source knows it; `video` (index) and `frames` (the two frame indices).
-    `length` defaults to the number of frames in the collection (capped at 100 000 for the puppet
-    world's virtual videos).
-    """
+class _VideoSamples(Dataset):
+    """What pairs and clips share: crops, the frame maker, and item i as a pure function of (seed, i)."""
 
     def __init__(self, videos: VideoCollection, *, size: int = 128, crop: str = "center", crop_scale=(0.8, 1.0),
                  face_mask_probability: float = 0.0, hand_mask_probability: float = 0.0,
@@ -131,10 +125,23 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict:
+    def _rng(self, index: int) -> np.random.Generator:
         if not 0 <= index < self.length:
             raise IndexError(index)
-        rng = np.random.default_rng([self.seed, int(index)])
+        return np.random.default_rng([self.seed, int(index)])
+
+
+class PairDataset(_VideoSamples):
+    """(reference, target) frame pairs of one video with the same crop, and the target's pose condition.
+
+    Items: `reference`, `target` (3, S, S) in [-1, 1]; `pose_image` (3, S, S) in [0, 1]; `mask`
+    (1, S, S) where the source knows it; `video` (index) and `frames` (the two frame indices).
+    `length` defaults to the number of frames in the collection (capped at 100 000 for the puppet
+    world's virtual videos).
+    """
+
+    def __getitem__(self, index: int) -> dict:
+        rng = self._rng(index)
         video_index = int(rng.integers(len(self.videos)))
         video = self.videos[video_index]
         reference_index, target_index = _two_frames(video, rng)
@@ -153,30 +160,20 @@ class PairDataset(Dataset):
         return item
 
 
-class ClipDataset(Dataset):
+class ClipDataset(_VideoSamples):
     """A reference frame and `clip_length` consecutive target frames (every `stride`-th) of one video.
 
     Items: `reference` (3, S, S); `target` (T, 3, S, S) in [-1, 1]; `pose_image` (T, 3, S, S) in
     [0, 1]; `mask` (T, 1, S, S) where known; `video`, `start`. Videos shorter than a clip are skipped.
     """
 
-    def __init__(self, videos: VideoCollection, *, clip_length: int = 16, stride: int = 1, size: int = 128,
-                 crop: str = "center", crop_scale=(0.8, 1.0), face_mask_probability: float = 0.0,
-                 hand_mask_probability: float = 0.0, length: int | None = None, seed: int = 0):  # fmt: skip
-        _check(videos, crop)
-        self.videos, self.crop, self.crop_scale, self.seed = videos, crop, tuple(crop_scale), int(seed)
+    def __init__(self, videos: VideoCollection, *, clip_length: int = 16, stride: int = 1, **options):
+        super().__init__(videos, **options)
         self.clip_length, self.stride = int(clip_length), int(stride)
         self.span = (self.clip_length - 1) * self.stride + 1
-        self.maker = _FrameMaker(size, face_mask_probability, hand_mask_probability)
-        self.length = int(length) if length is not None else _default_length(videos)
-
-    def __len__(self) -> int:
-        return self.length
 
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < self.length:
-            raise IndexError(index)
-        rng = np.random.default_rng([self.seed, int(index)])
+        rng = self._rng(index)
         for _ in range(100):
             video_index = int(rng.integers(len(self.videos)))
             video = self.videos[video_index]
