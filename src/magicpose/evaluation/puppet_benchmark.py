@@ -33,14 +33,15 @@ class PuppetEvaluation:
 
 
 def score_frame(generated: np.ndarray, truth, background: np.ndarray) -> dict[str, float]:
-    """All metrics of one generated RGB uint8 frame against a `PuppetFrame` and the empty scene."""
-    colour_errors = puppet_metrics.identity_colour_error(generated, truth.image, truth.parts)
-    generated_mask = puppet_metrics.person_mask_from_background(generated, background)
+    """All metrics of one generated RGB uint8 frame against a `PuppetFrame` and the empty scene:
+    the puppet metrics (per-region colour errors averaged into one) and the paper's DisCo-protocol ones."""
+    puppet = puppet_metrics.puppet_frame_scores(generated, truth.image, truth.mask, truth.parts, background)
+    colour_errors = [value for name, value in puppet.items() if name.startswith("colour_")]
     return {
-        "masked_psnr": puppet_metrics.masked_psnr(generated, truth.image, truth.mask),
-        "masked_ssim": puppet_metrics.masked_ssim(generated, truth.image, truth.mask),
-        "mask_iou": puppet_metrics.mask_iou(generated_mask, truth.mask),
-        "identity_colour_error": float(np.mean(list(colour_errors.values()))) if colour_errors else float("nan"),
+        "masked_psnr": puppet["masked_psnr"],
+        "masked_ssim": puppet["masked_ssim"],
+        "mask_iou": puppet["mask_iou"],
+        "identity_colour_error": float(np.mean(colour_errors)) if colour_errors else float("nan"),
         "ssim": frame_metrics.ssim(generated, truth.image, protocol="disco"),
         "psnr": frame_metrics.psnr(generated, truth.image, protocol="disco"),
         "l1": frame_metrics.l1(generated, truth.image, protocol="disco"),

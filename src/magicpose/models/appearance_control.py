@@ -37,4 +37,5 @@ class AppearanceControlModel(UNet2DConditionModel):
         if copy_weights:
             state = {k: v for k, v in unet.state_dict().items() if not k.startswith(("conv_norm_out.", "conv_out."))}
             model.load_state_dict(state, strict=True)
+        # `.to(dtype)` makes diffusers warn about float32-kept modules; skip the cast when there is none
         return model.to(device=unet.device, dtype=unet.dtype) if unet.dtype != model.dtype else model.to(unet.device)

@@ -118,18 +118,6 @@ def prepare_driving(
     return fit_poses(driving, size), False
 
 
-def render_conditions(poses: PoseSequence, size: tuple[int, int], condition_size: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Skeletons at the output size (to look at) and at the pose ControlNet's input size (to condition on)."""
-    from magicpose.poses.render import draw_openpose
-
-    previews = [draw_openpose(pose, *size) for pose in poses.frames]
-    if condition_size == size:
-        return previews, previews
-    scale = np.array([condition_size[0] / size[0], condition_size[1] / size[1]])
-    conditions = [draw_openpose(pose.transformed(scale, np.zeros(2)), *condition_size) for pose in poses.frames]
-    return previews, conditions
-
-
 def animate(
     pipeline,
     reference: np.ndarray,
@@ -144,18 +132,19 @@ def animate(
     fps: float | None = None,
 ) -> Animation:
     """Animate `reference` (RGB uint8) with `driving` poses. Same inputs and seed give the same frames."""
+    from magicpose.poses.render import draw_openpose
+
     factor = pipeline.vae_scale_factor
     size = size or (pipeline.unet.config.sample_size * factor,) * 2
     if size[0] % factor or size[1] % factor:
         raise InputError(f"--size must be a multiple of {factor} on each side, got {size[0]}x{size[1]}")
     poses, aligned = prepare_driving(reference, driving, size, align)
     reference = fit_image(reference, size)
-    condition_size = tuple(side // factor * pipeline.pose_scale_factor for side in size)
-    previews, conditions = render_conditions(poses, size, condition_size)
+    previews = [draw_openpose(pose, *size) for pose in poses.frames]
     generator = torch.Generator(device="cpu").manual_seed(seed)
     output = pipeline(
         reference,
-        conditions,
+        poses,  # the pipeline draws them at its pose ControlNet's input size
         num_inference_steps=num_inference_steps,
         guidance_scale=guidance_scale,
         generator=generator,

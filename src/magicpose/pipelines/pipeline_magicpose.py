@@ -104,7 +104,9 @@ class MagicPosePipeline(DiffusionPipeline):
         if isinstance(poses, PoseSequence):
             from magicpose.poses.render import draw_openpose
 
-            poses = [draw_openpose(pose, poses.width, poses.height) for pose in poses.frames]
+            # Draw at the condition size (scaling keypoints, not pixels): stroke widths stay the annotator's.
+            scale = np.array([width / poses.width, height / poses.height])
+            poses = [draw_openpose(pose.transformed(scale, np.zeros(2)), width, height) for pose in poses.frames]
         if isinstance(poses, torch.Tensor):
             if poses.ndim != 4 or poses.shape[1] != 3:
                 raise ValueError(f"pose tensor must be (N, 3, H, W) in [0, 1], got {tuple(poses.shape)}")
