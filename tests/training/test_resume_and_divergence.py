@@ -59,3 +59,11 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
         train(config)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000002"]
     assert not (tmp_path / "export").exists()
+
+
+def test_a_spent_time_budget_checkpoints_and_exports_early(tmp_path):
+    config = tiny_config("controlnet", tmp_path, train={"max_steps": 50, "max_minutes": 0.0},
+                         output={"checkpoint_every": 100, "validate_every": 0})  # fmt: skip
+    export = train(config)
+    assert (export / "pose_control" / "config.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000001"]

@@ -60,6 +60,7 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     max_steps: int = 1000
+    max_minutes: float | None = None  # wall-clock budget: stop, checkpoint and export once it is spent
     batch_size: int = 4  # per process
     gradient_accumulation_steps: int = 1
     learning_rate: float = 1e-5

@@ -39,6 +39,12 @@ def make_optimizer(parameters, train: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(parameters, **options)
 
 
+def _any_rank(accelerator, flag: bool) -> bool:
+    """True when the flag is set on any rank (so that every rank stops at the same step)."""
+    value = torch.tensor([float(flag)], device=accelerator.device)
+    return bool(accelerator.gather(value).max() > 0)
+
+
 def _all_finite(accelerator, loss: torch.Tensor) -> bool:
     """True when every rank's loss is finite (all ranks must agree to stop together)."""
     flag = torch.isfinite(loss.detach()).all().float().reshape(1)
@@ -92,6 +98,7 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
         accelerator.init_trackers(config.stage)
     samples_per_step = t.batch_size * t.gradient_accumulation_steps * accelerator.num_processes
     progress = tqdm(total=t.max_steps, initial=step, desc=config.stage, disable=not main, dynamic_ncols=True)
+    run_started = time.perf_counter()
     while step < t.max_steps:
         started = time.perf_counter()
         step_loss = torch.zeros((), device=accelerator.device)
@@ -115,6 +122,7 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
         lr_scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
+        out_of_time = t.max_minutes is not None and _any_rank(accelerator, time.perf_counter() - run_started > 60 * t.max_minutes)
 
         loss_value = accelerator.reduce(step_loss, "mean").item()
         seconds = time.perf_counter() - started
@@ -123,7 +131,7 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
         if step % config.output.log_every == 0 or step == t.max_steps:
             accelerator.log({"loss": loss_value, "lr": lr_scheduler.get_last_lr()[0],
                              "samples_per_second": samples_per_step / seconds, "seconds_per_step": seconds}, step=step)  # fmt: skip
-        if step % config.output.checkpoint_every == 0 or step == t.max_steps:
+        if step % config.output.checkpoint_every == 0 or step == t.max_steps or out_of_time:
             save_checkpoint(accelerator, out, step, stage, optimizer, lr_scheduler, generator, config.to_dict(),
                             config.output.keep_checkpoints)  # fmt: skip
         if main and config.output.validate_every and step % config.output.validate_every == 0:
@@ -132,6 +140,9 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
             progress.close()
             accelerator.end_training()
             return out / "export"
+        if out_of_time:
+            accelerator.print(f"train.max_minutes={t.max_minutes} spent: stopping at step {step} of {t.max_steps}")
+            break
     progress.close()
 
     export = out / "export"
