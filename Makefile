@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test install clean
+.PHONY: demo test install clean
 
 install: $(STAMP)
 
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
+
+# The embedded default model animates a held-out puppet: outputs/demo.mp4, demo_grid.mp4, demo.png.
+demo: $(STAMP)
+	$(VENV)/bin/magicpose demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -75,6 +75,30 @@ def test_guidance_scale_one_skips_the_unconditional_branch(pipeline):
     assert len(calls) == 2
 
 
+def test_no_reference_is_the_pose_controlnet_alone(pipeline):
+    noise, _, poses, context = _inputs(frames=2)
+    calls = []
+    hook = pipeline.appearance_control.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        latents = pipeline.denoise(noise, None, poses, context, num_inference_steps=2, guidance_scale=1.0)
+    finally:
+        hook.remove()
+    assert calls == []
+    # the same as stepping the base UNet with the ControlNet residuals by hand
+    scheduler = pipeline.scheduler
+    scheduler.set_timesteps(2)
+    expected = noise.expand(2, -1, -1, -1).clone() * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        down, mid = pipeline.pose_control(expected, t, encoder_hidden_states=context.expand(2, -1, -1),
+                                          controlnet_cond=poses, return_dict=False)  # fmt: skip
+        eps = pipeline.unet(expected, t, encoder_hidden_states=context.expand(2, -1, -1), down_block_additional_residuals=down,
+                            mid_block_additional_residual=mid).sample  # fmt: skip
+        expected = scheduler.step(eps, t, expected).prev_sample
+    assert torch.allclose(latents, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
+    frames = pipeline(None, [np.zeros((128, 128, 3), np.uint8)], num_inference_steps=1, output_type="np").frames
+    assert frames.shape == (1, 32, 32, 3)
+
+
 def test_other_diffusers_schedulers_can_be_swapped_in():
     pipe = MagicPosePipeline(**get_dummy_components())
     pipe.set_progress_bar_config(disable=True)

@@ -60,13 +60,15 @@ def evaluate_on_puppets(
     split: str = "test",
     hands: bool = True,
     face: bool = True,
+    reference: bool = True,
     frame_stride: int = 3,
     progress: bool = True,
 ) -> PuppetEvaluation:
     """Generate `frames_per_video` frames for each of the first `videos` videos of `split` and score them.
 
     `hands=False` / `face=False` drop those parts from the driving skeletons (the paper's test of the
-    masking augmentation: poses whose hands or face were not detected).
+    masking augmentation: poses whose hands or face were not detected). `reference=False` runs the
+    pipeline without its appearance branch (the pose-ControlNet-only baseline).
     """
     from magicpose.data.puppet.world import PuppetVideo, video_spec
     from magicpose.poses.render import draw_openpose
@@ -76,17 +78,43 @@ def evaluate_on_puppets(
     result = PuppetEvaluation()
     for index in tqdm(range(videos), desc=f"puppet {split} videos", unit="video", disable=not progress):
         video = PuppetVideo(video_spec(split, index, width=size, height=size, num_frames=1 + frames_per_video * frame_stride))
-        reference = video.frame(0).image
         targets = [video.frame(1 + k * frame_stride) for k in range(frames_per_video)]
         conditions = [
             draw_openpose(t.pose.transformed(scale, np.zeros(2)), condition_side, condition_side, hands=hands, face=face)
             for t in targets
         ]
         output = pipeline(
-            reference, conditions, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            video.frame(0).image if reference else None, conditions, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
             generator=torch.Generator().manual_seed(seed), height=size, width=size, output_type="np",
         )  # fmt: skip
         background = video.background
         for generated, target in zip(output.frames, targets):
             result.per_frame.append(score_frame((generated * 255).round().astype(np.uint8), target, background))
     return result
+
+
+# Issue 7's targets at 128x128 on held-out identities.
+TARGETS = {"mask_iou": 0.80, "masked_psnr": 22.0}
+TARGET_MARGIN_OVER_BASELINE = 4.0  # dB of masked PSNR above the pose-ControlNet-only baseline
+
+
+def target_lines(model: dict[str, float], baseline: dict[str, float] | None = None) -> list[str]:
+    """'met' / 'missed' for each target, with the measured figure."""
+    lines = [
+        f"{name} {model[name]:.3f} (target >= {goal}): {'met' if model[name] >= goal else 'missed'}"
+        for name, goal in TARGETS.items()
+    ]
+    if baseline is not None:
+        margin = model["masked_psnr"] - baseline["masked_psnr"]
+        verdict = "met" if margin >= TARGET_MARGIN_OVER_BASELINE else "missed"
+        lines.append(f"masked_psnr over the ControlNet-only baseline {margin:+.2f} dB "
+                     f"(target >= +{TARGET_MARGIN_OVER_BASELINE}): {verdict}")  # fmt: skip
+    return lines
+
+
+def format_rows(rows: dict[str, dict[str, float]]) -> str:
+    """A plain-text table: one row per evaluated model, one column per metric."""
+    width = max(len(label) for label in rows) + 2
+    header = f"{'':<{width}}" + "".join(f"{name:>23}" for name in METRICS)
+    body = [f"{label:<{width}}" + "".join(f"{row[name]:>23.4f}" for name in METRICS) for label, row in rows.items()]
+    return "\n".join([header, *body])

@@ -14,6 +14,7 @@ import sys
 from magicpose.errors import InputError
 
 COMMANDS = [
+    "demo",
     "convert",
     "animate",
     "pose",

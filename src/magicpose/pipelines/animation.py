@@ -100,16 +100,17 @@ def reference_pose(reference: np.ndarray) -> Pose | None:
 
 
 def prepare_driving(
-    reference: np.ndarray, driving: PoseSequence, size: tuple[int, int], align: bool
+    reference: np.ndarray, driving: PoseSequence, size: tuple[int, int], align: bool, known_pose: Pose | None = None
 ) -> tuple[PoseSequence, bool]:
     """The driving poses in the output frame, aligned to the reference body when asked and possible.
 
-    The reference pose is detected at the photo's full resolution, then mapped into the output frame.
+    The reference pose (`known_pose`, or else detected at the photo's full resolution) is mapped into
+    the output frame.
     """
     from magicpose.poses.align import align_pose_sequence
 
     if align:
-        pose = reference_pose(reference)
+        pose = known_pose if known_pose is not None else reference_pose(reference)
         if pose is None or not len(pose.present_points()):
             logger.warning("no person found in the reference photo: the driving poses are used without alignment")
         else:
@@ -130,15 +131,18 @@ def animate(
     seed: int = 42,
     frame_chunk_size: int = 16,
     fps: float | None = None,
+    known_reference_pose: Pose | None = None,
 ) -> Animation:
-    """Animate `reference` (RGB uint8) with `driving` poses. Same inputs and seed give the same frames."""
+    """Animate `reference` (RGB uint8) with `driving` poses. Same inputs and seed give the same frames.
+
+    `known_reference_pose` (in the photo's pixels) replaces pose detection on the photo for alignment."""
     from magicpose.poses.render import draw_openpose
 
     factor = pipeline.vae_scale_factor
     size = size or (pipeline.unet.config.sample_size * factor,) * 2
     if size[0] % factor or size[1] % factor:
         raise InputError(f"--size must be a multiple of {factor} on each side, got {size[0]}x{size[1]}")
-    poses, aligned = prepare_driving(reference, driving, size, align)
+    poses, aligned = prepare_driving(reference, driving, size, align, known_reference_pose)
     reference = fit_image(reference, size)
     previews = [draw_openpose(pose, *size) for pose in poses.frames]
     generator = torch.Generator(device="cpu").manual_seed(seed)

@@ -126,7 +126,7 @@ class MagicPosePipeline(DiffusionPipeline):
     def denoise(
         self,
         latents: torch.Tensor,
-        reference_latents: torch.Tensor,
+        reference_latents: torch.Tensor | None,
         pose_images: torch.Tensor,
         context: torch.Tensor,
         num_inference_steps: int = 50,
@@ -142,6 +142,8 @@ class MagicPosePipeline(DiffusionPipeline):
         Per step: one appearance pass for all frames, then per chunk of frames the conditional branch
         (reference bank + pose ControlNet) and, for guidance, the plain base UNet. With a motion module
         in the UNet, frames go through in overlapping windows of `window_frames` instead of chunks.
+        `reference_latents=None` switches the appearance branch off: the base UNet with the pose
+        ControlNet alone (the first row of the paper's ablation, Table 3).
         """
         frames = pose_images.shape[0]
         latents = latents.expand(frames, -1, -1, -1).clone() if latents.shape[0] == 1 else latents.clone()
@@ -160,7 +162,7 @@ class MagicPosePipeline(DiffusionPipeline):
             for t in timesteps:
                 model_input = self.scheduler.scale_model_input(latents, t)
                 # The reference branch does not depend on the frame: one pass per step serves every chunk.
-                features = model.encode_reference(reference_latents, t, context)
+                features = None if reference_latents is None else model.encode_reference(reference_latents, t, context)
                 if is_motion_unet(self.unet):
                     # Frames of a clip attend to each other: overlapping windows, each one clip, blended.
                     noise_pred = denoise_in_windows(
@@ -184,7 +186,7 @@ class MagicPosePipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(
         self,
-        reference_image: PIL.Image.Image | np.ndarray | torch.Tensor,
+        reference_image: PIL.Image.Image | np.ndarray | torch.Tensor | None,
         poses,
         num_inference_steps: int = 50,
         guidance_scale: float = 7.0,
@@ -204,6 +206,7 @@ class MagicPosePipeline(DiffusionPipeline):
 
         Args:
             reference_image: the person to animate (PIL image, HxWx3 uint8 array, or (1, 3, H, W) in [-1, 1]).
+                None runs without the appearance branch (pose ControlNet only: an ablation baseline).
             poses: N pose conditions: OpenPose renderings (PIL images, HxWx3 uint8 arrays, or an
                 (N, 3, H, W) tensor in [0, 1]) or a `magicpose.poses.PoseSequence`.
             num_inference_steps: denoising steps (official: 50).
@@ -232,8 +235,10 @@ class MagicPosePipeline(DiffusionPipeline):
 
         latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
         pose_images = self.prepare_poses(poses, *(side * self.pose_scale_factor for side in latent_size))
-        reference = self.image_processor.preprocess(reference_image, height=height, width=width)[:1]
-        reference_latents = self.encode_reference(reference).to(dtype)
+        reference_latents = None
+        if reference_image is not None:
+            reference = self.image_processor.preprocess(reference_image, height=height, width=width)[:1]
+            reference_latents = self.encode_reference(reference).to(dtype)
         context = self.encode_context(prompt)
 
         if latents is None:

@@ -1,9 +1,15 @@
-"""`magicpose evaluate`: the TikTok benchmark's metrics between generated and ground-truth frames."""
+"""`magicpose evaluate`: the TikTok benchmark's metrics between generated and ground-truth frames, or a
+model on the puppet world's held-out test split (`--puppet`).
+
+    magicpose evaluate --generated GEN --ground-truth GT [--protocol disco|clean]
+    magicpose evaluate --puppet [--model FOLDER] [--no-reference] [--guidance 1] [--no-hands --no-face]
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from magicpose.errors import InputError
 
@@ -22,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score generated frames against ground truth (FID, SSIM, PSNR, LPIPS, L1, Face-Cos, FID-VID, FVD)",
         description=__doc__,
     )
-    parser.add_argument("--generated", required=True, help="folder of generated frames (VIDEO/NNNN.png or VIDEO_NNNN.png)")
-    parser.add_argument("--ground-truth", required=True, help="folder of ground-truth frames, named like --generated")
+    parser.add_argument("--generated", help="folder of generated frames (VIDEO/NNNN.png or VIDEO_NNNN.png)")
+    parser.add_argument("--ground-truth", help="folder of ground-truth frames, named like --generated")
     parser.add_argument("--protocol", choices=("disco", "clean"), default="disco", help=PROTOCOL_HELP)
     parser.add_argument(
         "--metrics", nargs="+", choices=METRICS, metavar="METRIC",
@@ -37,6 +43,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", help="also write all results (per frame, per video, pooled) to this JSON file")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per network batch (default: %(default)s)")
+    puppet = parser.add_argument_group(
+        "puppet world", "--puppet: self-reenactment of held-out test puppets (first frame -> later frames), "
+        "scored inside the person mask and with the paper's SSIM/PSNR/L1 (docs/default_model.md)")  # fmt: skip
+    puppet.add_argument("--puppet", action="store_true", help="evaluate a model on the puppet test split")
+    puppet.add_argument("--model", help="MagicPose model folder (default: the embedded default model)")
+    puppet.add_argument("--no-reference", action="store_true",
+                        help="run without the appearance branch: the pose ControlNet alone (ablation baseline)")  # fmt: skip
+    puppet.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                        help="also score the pose-ControlNet-only baseline (the model folder's "
+                             "pretrained_pose_control/ where it has one) and its margin (default: on)")  # fmt: skip
+    puppet.add_argument("--videos", type=int, default=8, help="test videos (default: %(default)s)")
+    puppet.add_argument("--frames", type=int, default=8, help="generated frames per video (default: %(default)s)")
+    puppet.add_argument("--size", type=int, default=128, help="frame size in pixels (default: %(default)s)")
+    puppet.add_argument("--steps", type=int, default=25, help="denoising steps (default: %(default)s)")
+    puppet.add_argument("--guidance", type=float, default=7.0, help="image guidance scale; 1 = off (default: %(default)s)")
+    puppet.add_argument("--seed", type=int, default=42)
+    puppet.add_argument("--no-hands", action="store_true", help="drive with skeletons whose hands are missing")
+    puppet.add_argument("--no-face", action="store_true", help="drive with skeletons whose face is missing")
     parser.set_defaults(func=run)
 
 
@@ -68,6 +92,10 @@ def choose_metrics(requested: list[str] | None, weights_dir: str) -> tuple[list[
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.puppet:
+        return run_puppet(args)
+    if not args.generated or not args.ground_truth:
+        raise InputError("give --generated and --ground-truth folders, or --puppet to evaluate a model on the puppet world")
     import torch
 
     from magicpose.evaluation.evaluator import evaluate, load_networks
@@ -91,5 +119,45 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(results))
     if args.json:
         write_json(results, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def run_puppet(args: argparse.Namespace) -> int:
+    from magicpose.evaluation.puppet_benchmark import evaluate_on_puppets, format_rows, target_lines
+    from magicpose.evaluation.report import write_json
+    from magicpose.models.default import default_model_folder
+    from magicpose.pipelines.assembly import load_pipeline
+
+    for name in ("videos", "frames", "steps"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name} must be at least 1")
+    folder = args.model or default_model_folder()
+    pipeline = load_pipeline(folder)
+    pipeline.set_progress_bar_config(disable=True)
+    options = dict(videos=args.videos, frames_per_video=args.frames, size=args.size, num_inference_steps=args.steps,
+                   guidance_scale=args.guidance, seed=args.seed, hands=not args.no_hands, face=not args.no_face)  # fmt: skip
+    label = "pose ControlNet only" if args.no_reference else "model"
+    rows = {label: evaluate_on_puppets(pipeline, reference=not args.no_reference, **options).mean()}
+    baseline = None
+    if args.baseline and not args.no_reference:
+        baseline_label, pretrained = "ControlNet-only baseline", Path(folder) / "pretrained_pose_control"
+        if (pretrained / "config.json").is_file():
+            from diffusers import ControlNetModel
+
+            pipeline.pose_control = ControlNetModel.from_pretrained(pretrained)
+        else:
+            baseline_label += " (the model's own ControlNet)"
+        baseline = rows[baseline_label] = evaluate_on_puppets(pipeline, reference=False, **options).mean()
+
+    driving = "full skeletons" if not (args.no_hands or args.no_face) else "skeletons without " + " and ".join(
+        part for part, off in (("hands", args.no_hands), ("face", args.no_face)) if off)  # fmt: skip
+    print(f"{folder}: {args.videos} test puppets x {args.frames} frames at {args.size}px, {args.steps} steps, "
+          f"guidance {args.guidance}, {driving}")  # fmt: skip
+    print(format_rows(rows))
+    if not args.no_reference:
+        print("\n".join(target_lines(rows["model"], baseline)))
+    if args.json:
+        write_json({"model": str(folder), "options": options, "rows": rows}, args.json)
         print(f"wrote {args.json}")
     return 0

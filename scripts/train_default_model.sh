@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The recipe of the embedded default model (docs/default_model.md): every stage on the puppet world at
+# 128x128 through `magicpose train`, each stage reading the exports of the ones before it.
+#
+#   scripts/train_default_model.sh            # all stages, then copies the stage-2 export into the package
+#   MINUTES="vae=6 base_unet=33 ..." scripts/train_default_model.sh   # wall-clock budget per stage
+#
+# Stage 2 and its "w/o augmentation" ablation run side by side, one CPU thread each, on 2-core machines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MAGICPOSE=${MAGICPOSE:-magicpose}
+declare -A minutes=([vae]=14 [base_unet]=30 [controlnet]=17 [stage1_appearance]=12 [stage2_pose]=40 [ablation_no_augmentation]=40)
+for pair in ${MINUTES:-}; do minutes[${pair%%=*}]=${pair#*=}; done
+mkdir -p runs/puppet
+
+train() {  # train NAME: configs/puppet/NAME.yaml within its time budget, log in runs/puppet/NAME.log
+    echo "$(date +%T) $1 (at most ${minutes[$1]} min)"
+    $MAGICPOSE train "configs/puppet/$1.yaml" "train.max_minutes=${minutes[$1]}" > "runs/puppet/$1.log" 2>&1
+    grep -a -o 'stopping at step [0-9]*\|exported .*' "runs/puppet/$1.log" | tail -2
+}
+
+train vae
+train base_unet
+train controlnet
+train stage1_appearance
+OMP_NUM_THREADS=1 train stage2_pose & full=$!
+OMP_NUM_THREADS=1 train ablation_no_augmentation & ablation=$!
+wait $full $ablation
+
+# The package's default model: the stage-2 pipeline, plus the pretrained ControlNet (before stage 2) that
+# `magicpose evaluate --puppet` uses for its pose-ControlNet-only baseline.
+partial=src/magicpose/default_model.partial
+rm -rf $partial && cp -r runs/puppet/stage2_pose/export $partial
+cp -r runs/puppet/controlnet/export/pose_control $partial/pretrained_pose_control
+rm -rf src/magicpose/default_model && mv $partial src/magicpose/default_model
+echo "$(date +%T) default model: src/magicpose/default_model ($(du -sh src/magicpose/default_model | cut -f1))"

@@ -1,0 +1,72 @@
+"""`magicpose demo` and `magicpose evaluate --puppet` end to end on a tiny random model folder."""
+
+import json
+
+import numpy as np
+import pytest
+
+from magicpose.data.puppet.examples import retargeting_example
+from magicpose.interfaces.cli import main
+from magicpose.media import read_image, read_video
+from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
+from tests.dummy_components import get_dummy_components
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model") / "model"
+    MagicPosePipeline(**get_dummy_components()).save_pretrained(folder)
+    return folder
+
+
+def test_retargeting_example_puts_the_reference_identity_into_the_other_dance():
+    example = retargeting_example(identity=0, motion=1, frames=3, size=64)
+    assert example.reference.shape == (64, 64, 3) and len(example.driving) == 3 and len(example.truth) == 3
+    # the first truth frame shows the reference's scene (same corners) in another pose than the reference
+    assert np.array_equal(example.truth[0][:4, :4], example.reference[:4, :4])
+    assert not np.array_equal(example.truth[0], example.reference)
+    with pytest.raises(ValueError, match="another puppet"):
+        retargeting_example(identity=2, motion=2, frames=1, size=64)
+
+
+def test_demo_writes_the_video_the_grid_and_a_still(model, tmp_path, capsys):
+    out = tmp_path / "outputs" / "demo.mp4"
+    assert main(["demo", "--model", str(model), "--out", str(out), "--frames", "3", "--steps", "1"]) == 0
+    frames, _ = read_video(out)
+    grid, _ = read_video(tmp_path / "outputs" / "demo_grid.mp4")
+    assert len(frames) == 3 and frames[0].shape == (32, 32, 3)
+    assert len(grid) == 3 and grid[0].shape == (32, 4 * 32, 3)  # reference | skeleton | result | truth
+    assert read_image(tmp_path / "outputs" / "demo.png").shape == (32, 4 * 32, 3)  # frames 0 (and 4, ...)
+    assert "test puppet 0 dancing test motion 1" in capsys.readouterr().out
+
+
+def test_demo_rejects_bad_arguments(model, tmp_path, capsys):
+    assert main(["demo", "--model", str(model), "--out", str(tmp_path / "demo.avi")]) == 2
+    assert main(["demo", "--model", str(model), "--out", str(tmp_path / "d.mp4"), "--identity", "3", "--motion", "3"]) == 2
+    assert main(["demo", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "d.mp4")]) == 2
+    errors = capsys.readouterr().err
+    assert ".mp4" in errors and "different test puppets" in errors and "model_index.json" in errors
+    assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_puppet_evaluation_prints_rows_targets_and_json(model, tmp_path, capsys):
+    report = tmp_path / "puppet.json"
+    arguments = ["evaluate", "--puppet", "--model", str(model), "--videos", "1", "--frames", "2", "--steps", "1", "--size", "32"]
+    assert main([*arguments, "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "masked_psnr" in out and "ControlNet-only baseline" in out
+    assert "mask_iou" in out and ("met" in out or "missed" in out) and "over the ControlNet-only baseline" in out
+    rows = json.loads(report.read_text())["rows"]
+    assert set(rows) == {"model", "ControlNet-only baseline (the model's own ControlNet)"}
+    assert all(0.0 <= row["mask_iou"] <= 1.0 and np.isfinite(row["masked_psnr"]) for row in rows.values())
+    # the baseline differs from the model: it has no appearance branch
+    assert rows["model"] != rows["ControlNet-only baseline (the model's own ControlNet)"]
+
+    assert main([*arguments, "--no-reference", "--no-hands", "--no-face"]) == 0
+    out = capsys.readouterr().out
+    assert "pose ControlNet only" in out and "without hands and face" in out and "target" not in out
+
+
+def test_evaluate_needs_folders_or_puppet(capsys):
+    assert main(["evaluate"]) == 2
+    assert "--puppet" in capsys.readouterr().err
