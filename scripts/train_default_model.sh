@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAGICPOSE=${MAGICPOSE:-magicpose}
-declare -A minutes=([vae]=14 [base_unet]=30 [controlnet]=17 [stage1_appearance]=12 [stage2_pose]=40 [ablation_no_augmentation]=40)
+declare -A minutes=([vae]=16 [base_unet]=27 [controlnet]=15 [stage1_appearance]=10 [stage2_pose]=36 [ablation_no_augmentation]=36)
 for pair in ${MINUTES:-}; do minutes[${pair%%=*}]=${pair#*=}; done
 mkdir -p runs/puppet
 

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from magicpose.errors import InputError
@@ -52,3 +53,20 @@ def test_shipped_configs_are_valid():
     assert len(configs) >= 7
     stages = {load_config(c).stage for c in configs}
     assert {"vae", "base_unet", "controlnet", "appearance", "pose"} <= stages
+
+
+def test_puppet_size_gives_native_scale_patches_of_larger_frames():
+    from magicpose.data.puppet.world import PuppetVideo, video_spec
+    from magicpose.training.data import training_dataset
+    from tests.training.helpers import tiny_config
+
+    config = tiny_config("vae", "unused", data={"size": 16, "puppet_size": 32, "crop": "random", "crop_scale": [0.5, 0.5],
+                                                  "puppet_videos": 1, "puppet_frames": 2})  # fmt: skip
+    target = training_dataset(config)[0]["target"]
+    assert target.shape == (3, 16, 16)
+    # the patch is a 16x16 window of some 32x32 training frame, pixel for pixel (no resampling)
+    pixels = ((target.numpy().transpose(1, 2, 0) + 1) * 127.5).round().astype(int)
+    video = PuppetVideo(video_spec("train", 0, width=32, height=32, num_frames=2))
+    frames = [video.frame(f).image.astype(int) for f in range(2)]
+    windows = [frame[y : y + 16, x : x + 16] for frame in frames for y in range(17) for x in range(17)]
+    assert min(np.abs(window - pixels).max() for window in windows) <= 1

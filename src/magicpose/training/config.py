@@ -52,6 +52,7 @@ class DataConfig:
     hand_mask_probability: float = 0.5
     puppet_videos: int | None = None  # puppet world: number of training identities (null: the whole split)
     puppet_frames: int = 120
+    puppet_size: int | None = None  # puppet world: render size (null: `size`); larger + random crops = native-scale patches
     num_workers: int = 0
     validation_source: str | None = None  # default: the puppet "val" split, or `source`
     validation_split: str | None = "val"

@@ -21,7 +21,8 @@ def open_collection(source: str, split: str | None, data: DataConfig, count: int
     if source == "puppet":
         from magicpose.data.puppet.videos import PuppetVideos
 
-        return PuppetVideos(split or "train", width=data.size, height=data.size, num_frames=data.puppet_frames, count=count)
+        side = data.puppet_size or data.size
+        return PuppetVideos(split or "train", width=side, height=side, num_frames=data.puppet_frames, count=count)
     from magicpose.data.layout import open_videos
 
     return open_videos(source, split=split)

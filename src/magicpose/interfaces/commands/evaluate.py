@@ -53,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     puppet.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                         help="also score the pose-ControlNet-only baseline (the model folder's "
                              "pretrained_pose_control/ where it has one) and its margin (default: on)")  # fmt: skip
+    puppet.add_argument("--split", choices=("test", "val"), default="test",
+                        help="held-out puppets: test (report) or val (for choosing settings) (default: %(default)s)")  # fmt: skip
     puppet.add_argument("--videos", type=int, default=8, help="test videos (default: %(default)s)")
     puppet.add_argument("--frames", type=int, default=8, help="generated frames per video (default: %(default)s)")
     puppet.add_argument("--size", type=int, default=128, help="frame size in pixels (default: %(default)s)")
@@ -136,7 +138,7 @@ def run_puppet(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(folder)
     pipeline.set_progress_bar_config(disable=True)
     options = dict(videos=args.videos, frames_per_video=args.frames, size=args.size, num_inference_steps=args.steps,
-                   guidance_scale=args.guidance, seed=args.seed, hands=not args.no_hands, face=not args.no_face)  # fmt: skip
+                   guidance_scale=args.guidance, seed=args.seed, split=args.split, hands=not args.no_hands, face=not args.no_face)  # fmt: skip
     label = "pose ControlNet only" if args.no_reference else "model"
     rows = {label: evaluate_on_puppets(pipeline, reference=not args.no_reference, **options).mean()}
     baseline = None
@@ -152,7 +154,7 @@ def run_puppet(args: argparse.Namespace) -> int:
 
     driving = "full skeletons" if not (args.no_hands or args.no_face) else "skeletons without " + " and ".join(
         part for part, off in (("hands", args.no_hands), ("face", args.no_face)) if off)  # fmt: skip
-    print(f"{folder}: {args.videos} test puppets x {args.frames} frames at {args.size}px, {args.steps} steps, "
+    print(f"{folder}: {args.videos} {args.split} puppets x {args.frames} frames at {args.size}px, {args.steps} steps, "
           f"guidance {args.guidance}, {driving}")  # fmt: skip
     print(format_rows(rows))
     if not args.no_reference:
