@@ -3,6 +3,7 @@
 # 128x128 through `magicpose train`, each stage reading the exports of the ones before it.
 #
 #   scripts/train_default_model.sh            # all stages, then copies the stage-2 export into the package
+#   (a stage whose export exists is skipped; one with checkpoints but no export is resumed)
 #   MINUTES="vae=6 base_unet=33 ..." scripts/train_default_model.sh   # wall-clock budget per stage
 #
 # Stage 2 and its "w/o augmentation" ablation run side by side, one CPU thread each, on 2-core machines.
@@ -14,8 +15,13 @@ for pair in ${MINUTES:-}; do minutes[${pair%%=*}]=${pair#*=}; done
 mkdir -p runs/puppet
 
 train() {  # train NAME: configs/puppet/NAME.yaml within its time budget, log in runs/puppet/NAME.log
-    echo "$(date +%T) $1 (at most ${minutes[$1]} min)"
-    $MAGICPOSE train "configs/puppet/$1.yaml" "train.max_minutes=${minutes[$1]}" > "runs/puppet/$1.log" 2>&1
+    local out
+    out=$(grep -o 'dir: [^,}]*' "configs/puppet/$1.yaml" | cut -d' ' -f2)
+    if [ -d "$out/export" ]; then echo "$1: $out/export exists, skipped"; return; fi
+    local resume=()  # a run cut short (say, by the end of a working session) continues where it stopped
+    if [ -d "$out/checkpoints" ]; then resume=(--resume); fi
+    echo "$(date +%T) $1 ${resume[*]} (at most ${minutes[$1]} min)"
+    $MAGICPOSE train "${resume[@]}" "configs/puppet/$1.yaml" "train.max_minutes=${minutes[$1]}" >> "runs/puppet/$1.log" 2>&1
     grep -a -o 'stopping at step [0-9]*\|exported .*' "runs/puppet/$1.log" | tail -2
 }
 

@@ -41,6 +41,7 @@ class AppConfig:
     max_upload_mb: float = 50.0
     max_frames: int = 64
     default_steps: int = 50
+    default_guidance: float = 7.0
     default_size: int = 0  # 0: the model's own size
 
 
@@ -263,7 +264,7 @@ def build_app(config: AppConfig, startup_message: str | None = None):
                 preview_note = gr.Markdown(elem_id="preview-note")
             with gr.Column():
                 steps = gr.Number(label="steps", value=config.default_steps, precision=0, minimum=1, elem_id="steps")
-                guidance = gr.Number(label="guidance", value=7.0, elem_id="guidance")
+                guidance = gr.Number(label="guidance", value=config.default_guidance, elem_id="guidance")
                 seed = gr.Number(label="seed", value=42, precision=0, elem_id="seed")
                 size = gr.Number(label="size (square side in pixels; 0 = the model's)", value=config.default_size,
                                  precision=0, minimum=0, elem_id="size")  # fmt: skip

@@ -43,8 +43,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="output video (.mp4, H.264)")
     parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
                         help="retarget the driving skeleton to the reference body (default: on)")  # fmt: skip
-    parser.add_argument("--steps", type=int, default=50, help="denoising steps (official: 50)")
-    parser.add_argument("--guidance", type=float, default=7.0, help="image guidance scale (official: 7)")
+    parser.add_argument("--steps", type=int, help="denoising steps (default: the official 50; the embedded model's 20)")
+    parser.add_argument("--guidance", type=float,
+                        help="image guidance scale (default: the official 7; the embedded model's own)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=42, help="seed of the initial noise (official: 42)")
     parser.add_argument("--fps", type=float, help="output frame rate (default: the driving video's)")
     parser.add_argument("--size", type=parse_size, help="output size, 512 or WIDTHxHEIGHT (default: the model's)")
@@ -100,8 +101,15 @@ def run(args: argparse.Namespace) -> int:
     from magicpose.media import read_image, write_video
     from magicpose.pipelines.animation import animate, grid_frames, load_driving_poses
 
+    from magicpose.models.default import DEFAULT_MODEL_GUIDANCE, DEFAULT_MODEL_STEPS
+
     out = Path(args.out)
     check_writable(out)
+    embedded = not (args.model or args.official)
+    if args.steps is None:
+        args.steps = DEFAULT_MODEL_STEPS if embedded else 50
+    if args.guidance is None:
+        args.guidance = DEFAULT_MODEL_GUIDANCE if embedded else 7.0
     if args.steps < 1 or args.frame_chunk < 1:
         raise InputError("--steps and --frame-chunk must be at least 1")
     reference = read_image(args.reference)

@@ -17,7 +17,10 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload, per file")
     parser.add_argument("--max-frames", type=int, default=64, help="longest accepted driving video, in frames")
-    parser.add_argument("--steps", type=int, default=50, help="the page's default number of denoising steps")
+    parser.add_argument("--steps", type=int, help="the page's default number of denoising steps "
+                        "(default: 50, or the embedded model's 20)")
+    parser.add_argument("--guidance", type=float, help="the page's default image guidance scale "
+                        "(default: 7, or the embedded model's own)")
     parser.add_argument("--cache-dir", type=Path, help="where examples and results go (default: a temp folder)")
     add_model_arguments(parser)
     parser.set_defaults(func=run)
@@ -41,13 +44,18 @@ def run(args: argparse.Namespace) -> int:
     from magicpose.interfaces.app import AppConfig, build_app
     from magicpose.interfaces.commands.animate import load_pipeline_from_args
 
-    if args.max_upload_mb <= 0 or args.max_frames < 1 or args.steps < 1:
+    from magicpose.models.default import DEFAULT_MODEL_GUIDANCE, DEFAULT_MODEL_STEPS
+
+    embedded = not (args.model or args.official)
+    steps = args.steps if args.steps is not None else (DEFAULT_MODEL_STEPS if embedded else 50)
+    guidance = args.guidance if args.guidance is not None else (DEFAULT_MODEL_GUIDANCE if embedded else 7.0)
+    if args.max_upload_mb <= 0 or args.max_frames < 1 or steps < 1:
         raise InputError("--max-upload-mb, --max-frames and --steps must be positive")
     problem = model_problem(args)
     if problem:
         print(f"magicpose app: warning: {problem}", file=sys.stderr)
     config = AppConfig(load_pipeline=lambda: load_pipeline_from_args(args), max_upload_mb=args.max_upload_mb,
-                       max_frames=args.max_frames, default_steps=args.steps)  # fmt: skip
+                       max_frames=args.max_frames, default_steps=steps, default_guidance=guidance)  # fmt: skip
     if args.cache_dir:
         config.cache_dir = args.cache_dir
     demo = build_app(config, startup_message=problem)

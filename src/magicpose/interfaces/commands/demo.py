@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from magicpose.errors import InputError
+from magicpose.models.default import DEFAULT_MODEL_GUIDANCE, DEFAULT_MODEL_STEPS
 
 
 def register(subparsers) -> None:
@@ -21,8 +22,8 @@ def register(subparsers) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--out", default="outputs/demo.mp4", help="output video (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=32, help="frames to generate (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=20, help="denoising steps (default: %(default)s)")
-    parser.add_argument("--guidance", type=float, default=2.0, help="image guidance scale (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_MODEL_STEPS, help="denoising steps (default: %(default)s)")
+    parser.add_argument("--guidance", type=float, default=DEFAULT_MODEL_GUIDANCE, help="image guidance scale (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--identity", type=int, default=0, help="test-split puppet to animate (default: %(default)s)")
     parser.add_argument("--motion", type=int, default=1, help="test-split puppet whose dance drives it (default: %(default)s)")
