@@ -11,6 +11,7 @@ logging, checkpoints, validation grids and, at the end, the export.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import warnings
 from pathlib import Path
@@ -147,11 +148,18 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
 
     export = out / "export"
     if main:
-        _export(accelerator.unwrap_model(stage), held_out, export)
+        _export(accelerator.unwrap_model(stage), _calibration_batch(config) if config.stage == "vae" else held_out, export)
         print(f"exported {config.stage} to {export}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return export
+
+
+def _calibration_batch(config: TrainingConfig) -> dict:
+    """Whole frames as the diffusion stages will see them (puppet_size, not training patches), for the
+    VAE's latent statistics."""
+    data = dataclasses.replace(config.data, size=config.data.puppet_size or config.data.size)
+    return validation_batch(dataclasses.replace(config, data=data), 32)
 
 
 def _validate(stage, batch: dict, path: Path, config: TrainingConfig) -> None:
@@ -161,8 +169,8 @@ def _validate(stage, batch: dict, path: Path, config: TrainingConfig) -> None:
 
 
 def _export(stage, held_out: dict, out: Path) -> None:
-    from magicpose.training.export import calibrate_vae_scale, export_components
+    from magicpose.training.export import calibrate_vae_latents, export_components
 
     if isinstance(stage, VaeStage):
-        stage.vae.register_to_config(scaling_factor=calibrate_vae_scale(stage.vae, held_out["target"]))
+        stage.vae.register_to_config(scaling_factor=calibrate_vae_latents(stage.vae, held_out["target"]))
     export_components(stage.exported(), out)
