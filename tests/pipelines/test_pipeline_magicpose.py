@@ -64,6 +64,18 @@ def test_call_is_deterministic_and_returns_every_frame(pipeline):
     assert isinstance(pil[0], PIL.Image.Image) and pil[0].size == (32, 32)
 
 
+def test_uint8_arrays_mean_the_same_images_as_pil(pipeline):
+    rng = np.random.default_rng(3)
+    reference = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    poses = [rng.integers(0, 255, (128, 128, 3), dtype=np.uint8) for _ in range(2)]
+    run = lambda ref, pose_list: pipeline(ref, pose_list, num_inference_steps=2, output_type="np",  # noqa: E731
+                                          generator=torch.Generator().manual_seed(0)).frames  # fmt: skip
+    from_arrays = run(reference, poses)
+    from_pil = run(PIL.Image.fromarray(reference), [PIL.Image.fromarray(p) for p in poses])
+    assert np.allclose(from_arrays, from_pil, atol=1e-5)
+    assert pipeline.prepare_poses(poses, 128, 128).max() <= 1.0
+
+
 def test_guidance_scale_one_skips_the_unconditional_branch(pipeline):
     noise, reference, poses, context = _inputs(frames=1)
     calls = []
