@@ -2,19 +2,22 @@
 # Table 3 of the paper on the puppet world (docs/default_model.md): every row is one
 # `magicpose evaluate --puppet` of an export of scripts/train_default_model.sh, on the test split.
 #
-#   scripts/ablation_table.sh [GUIDANCE]      # GUIDANCE: the image guidance scale of the rows that use it
+#   scripts/ablation_table.sh [GUIDANCE [OPTIONS...]]   # GUIDANCE: the image guidance scale of the rows that
+#                                                       # use it; OPTIONS go to every evaluate (--videos 4 ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAGICPOSE=${MAGICPOSE:-magicpose}
 guidance=${1:-7}
+shift || true
+options=("$@")
 out=runs/puppet/ablation && mkdir -p $out
 stage1=runs/puppet/stage1_appearance/export stage2=runs/puppet/stage2_pose/export
 no_augmentation=runs/puppet/stage2_pose_no_augmentation/export
 
 row() {  # row NAME ARGS...: one evaluation, its JSON in runs/puppet/ablation/NAME.json
     local name=$1 && shift
-    echo "$(date +%T) $name: $MAGICPOSE evaluate --puppet --no-baseline $*"
-    $MAGICPOSE evaluate --puppet --no-baseline "$@" --json "$out/$name.json" | tail -n +2
+    echo "$(date +%T) $name: $MAGICPOSE evaluate --puppet --no-baseline $* ${options[*]}"
+    $MAGICPOSE evaluate --puppet --no-baseline "$@" "${options[@]}" --json "$out/$name.json" 2>/dev/null | tail -n +2
 }
 
 row controlnet_only --model $stage1 --no-reference --guidance "$guidance"
