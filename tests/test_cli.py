@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from magicpose.interfaces.cli import main
 
 
@@ -13,3 +15,23 @@ def test_console_script_help_lists_commands():
     result = subprocess.run([sys.executable, "-m", "magicpose.interfaces.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "convert" in result.stdout
+
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--resume", "c.yaml", "train.max_steps=3"],
+    ["train", "c.yaml", "--resume", "train.max_steps=3"],
+])  # fmt: skip
+def test_train_takes_resume_before_or_after_the_config(argv, monkeypatch):
+    from magicpose.interfaces.commands import train
+
+    seen = {}
+    monkeypatch.setattr(train, "run", lambda args: seen.update(config=args.config, resume=args.resume, overrides=args.overrides))
+    assert main(argv) == 0
+    assert seen == {"config": "c.yaml", "resume": True, "overrides": ["train.max_steps=3"]}
+
+
+def test_unknown_arguments_are_still_errors():
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "c.yaml", "--resume", "--nonsense"])
+    assert exit_info.value.code == 2
