@@ -71,20 +71,18 @@ def evaluate_on_puppets(
     pipeline without its appearance branch (the pose-ControlNet-only baseline).
     """
     from magicpose.data.puppet.world import PuppetVideo, video_spec
-    from magicpose.poses.render import draw_openpose
+    from magicpose.poses.augment import mask_face_and_hands
+    from magicpose.poses.types import PoseSequence
 
-    condition_side = size // pipeline.vae_scale_factor * pipeline.pose_scale_factor
-    scale = condition_side / size
+    unused = np.random.default_rng(0)  # probabilities 0 and 1 below make the masking deterministic
     result = PuppetEvaluation()
     for index in tqdm(range(videos), desc=f"puppet {split} videos", unit="video", disable=not progress):
         video = PuppetVideo(video_spec(split, index, width=size, height=size, num_frames=1 + frames_per_video * frame_stride))
         targets = [video.frame(1 + k * frame_stride) for k in range(frames_per_video)]
-        conditions = [
-            draw_openpose(t.pose.transformed(scale, np.zeros(2)), condition_side, condition_side, hands=hands, face=face)
-            for t in targets
-        ]
+        driving = [mask_face_and_hands(t.pose, unused, float(not face), float(not hands)) for t in targets]
         output = pipeline(
-            video.frame(0).image if reference else None, conditions, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            video.frame(0).image if reference else None, PoseSequence(driving, size, size),
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
             generator=torch.Generator().manual_seed(seed), height=size, width=size, output_type="np",
         )  # fmt: skip
         background = video.background

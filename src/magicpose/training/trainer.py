@@ -48,8 +48,7 @@ def _any_rank(accelerator, flag: bool) -> bool:
 
 def _all_finite(accelerator, loss: torch.Tensor) -> bool:
     """True when every rank's loss is finite (all ranks must agree to stop together)."""
-    flag = torch.isfinite(loss.detach()).all().float().reshape(1)
-    return bool(accelerator.gather(flag).min() > 0)
+    return not _any_rank(accelerator, not bool(torch.isfinite(loss.detach()).all()))
 
 
 def train(config: TrainingConfig, resume: bool = False, stop_after: int | None = None) -> Path:

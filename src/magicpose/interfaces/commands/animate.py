@@ -66,6 +66,17 @@ def check_writable(path: Path) -> None:
         raise InputError(f"cannot write to {parent}; choose a writable output path")
 
 
+def sampling_settings(args: argparse.Namespace) -> tuple[int, float]:
+    """--steps and --guidance, defaulting to the official 50 and 7, or to the embedded model's own
+    settings when no weights were named."""
+    from magicpose.models.default import DEFAULT_MODEL_GUIDANCE, DEFAULT_MODEL_STEPS
+
+    embedded = not (args.model or args.official)
+    steps = args.steps if args.steps is not None else (DEFAULT_MODEL_STEPS if embedded else 50)
+    guidance = args.guidance if args.guidance is not None else (DEFAULT_MODEL_GUIDANCE if embedded else 7.0)
+    return steps, guidance
+
+
 def load_pipeline_from_args(args: argparse.Namespace):
     import torch
 
@@ -101,15 +112,9 @@ def run(args: argparse.Namespace) -> int:
     from magicpose.media import read_image, write_video
     from magicpose.pipelines.animation import animate, grid_frames, load_driving_poses
 
-    from magicpose.models.default import DEFAULT_MODEL_GUIDANCE, DEFAULT_MODEL_STEPS
-
     out = Path(args.out)
     check_writable(out)
-    embedded = not (args.model or args.official)
-    if args.steps is None:
-        args.steps = DEFAULT_MODEL_STEPS if embedded else 50
-    if args.guidance is None:
-        args.guidance = DEFAULT_MODEL_GUIDANCE if embedded else 7.0
+    args.steps, args.guidance = sampling_settings(args)
     if args.steps < 1 or args.frame_chunk < 1:
         raise InputError("--steps and --frame-chunk must be at least 1")
     reference = read_image(args.reference)

@@ -42,13 +42,9 @@ def model_problem(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from magicpose.interfaces.app import AppConfig, build_app
-    from magicpose.interfaces.commands.animate import load_pipeline_from_args
+    from magicpose.interfaces.commands.animate import load_pipeline_from_args, sampling_settings
 
-    from magicpose.models.default import DEFAULT_MODEL_GUIDANCE, DEFAULT_MODEL_STEPS
-
-    embedded = not (args.model or args.official)
-    steps = args.steps if args.steps is not None else (DEFAULT_MODEL_STEPS if embedded else 50)
-    guidance = args.guidance if args.guidance is not None else (DEFAULT_MODEL_GUIDANCE if embedded else 7.0)
+    steps, guidance = sampling_settings(args)
     if args.max_upload_mb <= 0 or args.max_frames < 1 or steps < 1:
         raise InputError("--max-upload-mb, --max-frames and --steps must be positive")
     problem = model_problem(args)

@@ -64,4 +64,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {out}, {grid} and {still}: test puppet {args.identity} dancing test motion {args.motion}, "
           f"{len(animation.frames)} frames at {size}x{size}, {time.perf_counter() - started:.0f} s")  # fmt: skip
     return 0
-
