@@ -1,10 +1,13 @@
 import math
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 
 from magicpose.data.puppet.world import PuppetVideo, video_spec
-from magicpose.evaluation.puppet_benchmark import METRICS, evaluate_on_puppets, score_frame
+from magicpose.evaluation.puppet_benchmark import METRICS, evaluate_on_puppets, reconstruct_puppets, score_frame
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 from tests.dummy_components import get_dummy_components
 
@@ -30,3 +33,30 @@ def test_evaluation_runs_a_model_on_held_out_puppets():
     without_hands = evaluate_on_puppets(pipeline, videos=1, frames_per_video=1, size=32, num_inference_steps=1,
                                         hands=False, face=False, progress=False)
     assert len(without_hands.per_frame) == 1
+
+
+class _LosslessAutoencoder(torch.nn.Module):
+    """A VAE whose latents are the image itself: its reconstructions are the ground truth."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def encode(self, images):
+        return SimpleNamespace(latent_dist=SimpleNamespace(mean=images))
+
+    def decode(self, latents):
+        return SimpleNamespace(sample=latents)
+
+
+def test_vae_ceiling_of_a_lossless_autoencoder_is_the_ground_truth_score():
+    ceiling = reconstruct_puppets(_LosslessAutoencoder(), videos=1, frames_per_video=2, size=32, progress=False)
+    video = PuppetVideo(video_spec("test", 0, width=32, height=32, num_frames=1 + 2 * 3))
+    truths = [score_frame(video.frame(k).image, video.frame(k), video.background) for k in (1, 4)]
+    assert ceiling.per_frame == truths  # same frames, channel order and value range as the evaluation
+
+
+def test_vae_ceiling_of_a_lossy_autoencoder_is_below_the_ground_truth():
+    pipeline = MagicPosePipeline(**get_dummy_components())
+    ceiling = reconstruct_puppets(pipeline.vae, videos=1, frames_per_video=2, size=32, progress=False).mean()
+    assert set(ceiling) == set(METRICS) and ceiling["masked_psnr"] < 60 and 0.0 <= ceiling["mask_iou"] <= 1.0

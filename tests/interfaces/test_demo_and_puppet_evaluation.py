@@ -57,14 +57,15 @@ def test_puppet_evaluation_prints_rows_targets_and_json(model, tmp_path, capsys)
     assert "masked_psnr" in out and "ControlNet-only baseline" in out
     assert "mask_iou" in out and ("met" in out or "missed" in out) and "over the ControlNet-only baseline" in out
     rows = json.loads(report.read_text())["rows"]
-    assert set(rows) == {"model", "ControlNet-only baseline (the model's own ControlNet)"}
+    assert set(rows) == {"model", "ControlNet-only baseline (the model's own ControlNet)", "VAE reconstruction (ceiling)"}
     assert all(0.0 <= row["mask_iou"] <= 1.0 and np.isfinite(row["masked_psnr"]) for row in rows.values())
     # the baseline differs from the model: it has no appearance branch
     assert rows["model"] != rows["ControlNet-only baseline (the model's own ControlNet)"]
 
-    assert main([*arguments, "--no-reference", "--no-hands", "--no-face"]) == 0
+    assert main([*arguments, "--no-reference", "--no-hands", "--no-face", "--no-vae-ceiling"]) == 0
     out = capsys.readouterr().out
     assert "pose ControlNet only" in out and "without hands and face" in out and "target" not in out
+    assert "ceiling" not in out
 
 
 def test_evaluate_needs_folders_or_puppet(capsys):

@@ -70,15 +70,12 @@ def evaluate_on_puppets(
     masking augmentation: poses whose hands or face were not detected). `reference=False` runs the
     pipeline without its appearance branch (the pose-ControlNet-only baseline).
     """
-    from magicpose.data.puppet.world import PuppetVideo, video_spec
     from magicpose.poses.augment import mask_face_and_hands
     from magicpose.poses.types import PoseSequence
 
     unused = np.random.default_rng(0)  # probabilities 0 and 1 below make the masking deterministic
     result = PuppetEvaluation()
-    for index in tqdm(range(videos), desc=f"puppet {split} videos", unit="video", disable=not progress):
-        video = PuppetVideo(video_spec(split, index, width=size, height=size, num_frames=1 + frames_per_video * frame_stride))
-        targets = [video.frame(1 + k * frame_stride) for k in range(frames_per_video)]
+    for video, targets in _reenactment_clips(split, videos, frames_per_video, size, frame_stride, progress):
         driving = [mask_face_and_hands(t.pose, unused, float(not face), float(not hands)) for t in targets]
         output = pipeline(
             video.frame(0).image if reference else None, PoseSequence(driving, size, size),
@@ -89,6 +86,35 @@ def evaluate_on_puppets(
         for generated, target in zip(output.frames, targets):
             result.per_frame.append(score_frame((generated * 255).round().astype(np.uint8), target, background))
     return result
+
+
+def reconstruct_puppets(
+    vae, *, videos: int = 8, frames_per_video: int = 8, size: int = 128, split: str = "test", frame_stride: int = 3,
+    progress: bool = True,
+) -> PuppetEvaluation:
+    """The ground-truth frames of `evaluate_on_puppets` through the VAE alone (encode, posterior mean,
+    decode), scored the same way: the ceiling of any generator that works in this VAE's latent space,
+    since a perfect denoiser can at best return the latents of the ground truth."""
+    result = PuppetEvaluation()
+    parameter = next(vae.parameters())
+    for video, targets in _reenactment_clips(split, videos, frames_per_video, size, frame_stride, progress):
+        images = torch.from_numpy(np.stack([t.image for t in targets])).permute(0, 3, 1, 2)
+        images = images.to(parameter.device, parameter.dtype) / 127.5 - 1
+        with torch.no_grad():
+            decoded = vae.decode(vae.encode(images).latent_dist.mean).sample
+        decoded = ((decoded.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        for reconstruction, target in zip(decoded, targets):
+            result.per_frame.append(score_frame(reconstruction, target, video.background))
+    return result
+
+
+def _reenactment_clips(split: str, videos: int, frames_per_video: int, size: int, frame_stride: int, progress: bool):
+    """(video, its `frames_per_video` target frames after the reference frame 0, every `frame_stride`-th)."""
+    from magicpose.data.puppet.world import PuppetVideo, video_spec
+
+    for index in tqdm(range(videos), desc=f"puppet {split} videos", unit="video", disable=not progress):
+        video = PuppetVideo(video_spec(split, index, width=size, height=size, num_frames=1 + frames_per_video * frame_stride))
+        yield video, [video.frame(1 + k * frame_stride) for k in range(frames_per_video)]
 
 
 # Issue 7's targets at 128x128 on held-out identities.

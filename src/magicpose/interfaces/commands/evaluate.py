@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     puppet.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                         help="also score the pose-ControlNet-only baseline (the model folder's "
                              "pretrained_pose_control/ where it has one) and its margin (default: on)")  # fmt: skip
+    puppet.add_argument("--vae-ceiling", action=argparse.BooleanOptionalAction, default=True,
+                        help="also score the ground truth passed through the model's VAE alone: the best any "
+                             "generator in its latent space can do (default: on)")  # fmt: skip
     puppet.add_argument("--split", choices=("test", "val"), default="test",
                         help="held-out puppets: test (report) or val (for choosing settings) (default: %(default)s)")  # fmt: skip
     puppet.add_argument("--videos", type=int, default=8, help="test videos (default: %(default)s)")
@@ -126,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_puppet(args: argparse.Namespace) -> int:
-    from magicpose.evaluation.puppet_benchmark import evaluate_on_puppets, format_rows, target_lines
+    from magicpose.evaluation.puppet_benchmark import evaluate_on_puppets, format_rows, reconstruct_puppets, target_lines
     from magicpose.evaluation.report import write_json
     from magicpose.models.default import default_model_folder
     from magicpose.pipelines.assembly import load_pipeline
@@ -151,6 +154,9 @@ def run_puppet(args: argparse.Namespace) -> int:
         else:
             baseline_label += " (the model's own ControlNet)"
         baseline = rows[baseline_label] = evaluate_on_puppets(pipeline, reference=False, **options).mean()
+    if args.vae_ceiling:
+        clips = {name: options[name] for name in ("videos", "frames_per_video", "size", "split")}
+        rows["VAE reconstruction (ceiling)"] = reconstruct_puppets(pipeline.vae, **clips).mean()
 
     driving = "full skeletons" if not (args.no_hands or args.no_face) else "skeletons without " + " and ".join(
         part for part, off in (("hands", args.no_hands), ("face", args.no_face)) if off)  # fmt: skip
