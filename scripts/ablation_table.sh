@@ -4,6 +4,9 @@
 #
 #   scripts/ablation_table.sh [GUIDANCE [OPTIONS...]]   # GUIDANCE: the image guidance scale of the rows that
 #                                                       # use it; OPTIONS go to every evaluate (--videos 4 ...)
+#   STAGE2=runs/puppet/stage2_pose_step1659/export scripts/ablation_table.sh ...
+#                                                       # the full model's export, to compare the rows at
+#                                                       # equal training (the w/o augmentation run's steps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAGICPOSE=${MAGICPOSE:-magicpose}
@@ -11,7 +14,7 @@ guidance=${1:-7}
 shift || true
 options=("$@")
 out=runs/puppet/ablation && mkdir -p $out
-stage1=runs/puppet/stage1_appearance/export stage2=runs/puppet/stage2_pose/export
+stage1=runs/puppet/stage1_appearance/export stage2=${STAGE2:-runs/puppet/stage2_pose/export}
 no_augmentation=runs/puppet/stage2_pose_no_augmentation/export
 
 row() {  # row NAME ARGS...: one evaluation, its JSON in runs/puppet/ablation/NAME.json
