@@ -19,8 +19,10 @@ no_augmentation=runs/puppet/stage2_pose_no_augmentation/export
 
 row() {  # row NAME ARGS...: one evaluation, its JSON in runs/puppet/ablation/NAME.json
     local name=$1 && shift
-    echo "$(date +%T) $name: $MAGICPOSE evaluate --puppet --no-baseline $* ${options[*]}"
-    $MAGICPOSE evaluate --puppet --no-baseline "$@" "${options[@]}" --json "$out/$name.json" 2>/dev/null | tail -n +2
+    echo "$(date +%T) $name: $MAGICPOSE evaluate --puppet --no-baseline --no-vae-ceiling $* ${options[*]}"
+    # progress bars go to NAME.log; on failure it is shown, so the error is not lost with them
+    $MAGICPOSE evaluate --puppet --no-baseline --no-vae-ceiling "$@" "${options[@]}" --json "$out/$name.json" \
+        2> "$out/$name.log" | tail -n +2 || { tail -n 5 "$out/$name.log" >&2; exit 1; }
 }
 
 row controlnet_only --model $stage1 --no-reference --guidance "$guidance"

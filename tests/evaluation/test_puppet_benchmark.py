@@ -38,19 +38,31 @@ def test_evaluation_runs_a_model_on_held_out_puppets():
 class _LosslessAutoencoder(torch.nn.Module):
     """A VAE whose latents are the image itself: its reconstructions are the ground truth."""
 
+    config = SimpleNamespace(scaling_factor=1.0)
+
     def __init__(self):
         super().__init__()
         self.anchor = torch.nn.Parameter(torch.zeros(()))
 
+    @property
+    def dtype(self):
+        return self.anchor.dtype
+
+    @property
+    def device(self):
+        return self.anchor.device
+
     def encode(self, images):
-        return SimpleNamespace(latent_dist=SimpleNamespace(mean=images))
+        return SimpleNamespace(latent_dist=SimpleNamespace(mode=lambda: images))
 
     def decode(self, latents):
         return SimpleNamespace(sample=latents)
 
 
 def test_vae_ceiling_of_a_lossless_autoencoder_is_the_ground_truth_score():
-    ceiling = reconstruct_puppets(_LosslessAutoencoder(), videos=1, frames_per_video=2, size=32, progress=False)
+    pipeline = MagicPosePipeline(**get_dummy_components())
+    pipeline.vae = _LosslessAutoencoder()
+    ceiling = reconstruct_puppets(pipeline, videos=1, frames_per_video=2, size=32, progress=False)
     video = PuppetVideo(video_spec("test", 0, width=32, height=32, num_frames=1 + 2 * 3))
     truths = [score_frame(video.frame(k).image, video.frame(k), video.background) for k in (1, 4)]
     assert ceiling.per_frame == truths  # same frames, channel order and value range as the evaluation
@@ -58,5 +70,5 @@ def test_vae_ceiling_of_a_lossless_autoencoder_is_the_ground_truth_score():
 
 def test_vae_ceiling_of_a_lossy_autoencoder_is_below_the_ground_truth():
     pipeline = MagicPosePipeline(**get_dummy_components())
-    ceiling = reconstruct_puppets(pipeline.vae, videos=1, frames_per_video=2, size=32, progress=False).mean()
+    ceiling = reconstruct_puppets(pipeline, videos=1, frames_per_video=2, size=32, progress=False).mean()
     assert set(ceiling) == set(METRICS) and ceiling["masked_psnr"] < 60 and 0.0 <= ceiling["mask_iou"] <= 1.0

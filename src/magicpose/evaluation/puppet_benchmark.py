@@ -84,28 +84,33 @@ def evaluate_on_puppets(
         )  # fmt: skip
         background = video.background
         for generated, target in zip(output.frames, targets):
-            result.per_frame.append(score_frame((generated * 255).round().astype(np.uint8), target, background))
+            result.per_frame.append(score_frame(_to_uint8(generated), target, background))
     return result
 
 
 def reconstruct_puppets(
-    vae, *, videos: int = 8, frames_per_video: int = 8, size: int = 128, split: str = "test", frame_stride: int = 3,
+    pipeline, *, videos: int = 8, frames_per_video: int = 8, size: int = 128, split: str = "test", frame_stride: int = 3,
     progress: bool = True,
 ) -> PuppetEvaluation:
-    """The ground-truth frames of `evaluate_on_puppets` through the VAE alone (encode, posterior mean,
-    decode), scored the same way: the ceiling of any generator that works in this VAE's latent space,
-    since a perfect denoiser can at best return the latents of the ground truth."""
+    """The ground-truth frames of `evaluate_on_puppets` through the pipeline's VAE alone, scored the same
+    way: the ceiling of any generator in this latent space, since a perfect denoiser can at best return
+    the latents of the ground truth. The frames take the pipeline's own way in (`encode_reference`) and
+    out (`decode_latents`, `postprocess`), so only the denoising differs from `evaluate_on_puppets`."""
+    from magicpose.pipelines.pipeline_magicpose import unit_float
+
     result = PuppetEvaluation()
-    parameter = next(vae.parameters())
     for video, targets in _reenactment_clips(split, videos, frames_per_video, size, frame_stride, progress):
-        images = torch.from_numpy(np.stack([t.image for t in targets])).permute(0, 3, 1, 2)
-        images = images.to(parameter.device, parameter.dtype) / 127.5 - 1
+        images = pipeline.image_processor.preprocess(unit_float(np.stack([t.image for t in targets])), height=size, width=size)
         with torch.no_grad():
-            decoded = vae.decode(vae.encode(images).latent_dist.mean).sample
-        decoded = ((decoded.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-        for reconstruction, target in zip(decoded, targets):
-            result.per_frame.append(score_frame(reconstruction, target, video.background))
+            decoded = pipeline.decode_latents(pipeline.encode_reference(images), frames_per_video)
+        for reconstruction, target in zip(pipeline.image_processor.postprocess(decoded, output_type="np"), targets):
+            result.per_frame.append(score_frame(_to_uint8(reconstruction), target, video.background))
     return result
+
+
+def _to_uint8(frame: np.ndarray) -> np.ndarray:
+    """A pipeline frame in [0, 1] as the uint8 RGB image the metrics read."""
+    return (frame * 255).round().astype(np.uint8)
 
 
 def _reenactment_clips(split: str, videos: int, frames_per_video: int, size: int, frame_stride: int, progress: bool):

@@ -22,7 +22,7 @@ from magicpose.pipelines.image_guidance import image_guidance
 from magicpose.pipelines.windows import denoise_in_windows
 
 
-def _unit_float(image):
+def unit_float(image):
     """uint8 arrays as float32 in [0, 1]: diffusers' image processor takes numpy images in [0, 1] and
     would otherwise feed 0..255 to the networks (PIL images and tensors pass through unchanged)."""
     if isinstance(image, np.ndarray) and image.dtype == np.uint8:
@@ -122,7 +122,7 @@ class MagicPosePipeline(DiffusionPipeline):
             return poses.to(self._execution_device, self.unet.dtype)
         if len(poses) == 0:
             raise ValueError("no pose frames were given")
-        poses = [_unit_float(pose) for pose in poses]
+        poses = [unit_float(pose) for pose in poses]
         return self.pose_processor.preprocess(poses, height=height, width=width).to(self._execution_device, self.unet.dtype)
 
     @property
@@ -246,7 +246,7 @@ class MagicPosePipeline(DiffusionPipeline):
         pose_images = self.prepare_poses(poses, *(side * self.pose_scale_factor for side in latent_size))
         reference_latents = None
         if reference_image is not None:
-            reference = self.image_processor.preprocess(_unit_float(reference_image), height=height, width=width)[:1]
+            reference = self.image_processor.preprocess(unit_float(reference_image), height=height, width=width)[:1]
             reference_latents = self.encode_reference(reference).to(dtype)
         context = self.encode_context(prompt)
 

@@ -156,7 +156,7 @@ def run_puppet(args: argparse.Namespace) -> int:
         baseline = rows[baseline_label] = evaluate_on_puppets(pipeline, reference=False, **options).mean()
     if args.vae_ceiling:
         clips = {name: options[name] for name in ("videos", "frames_per_video", "size", "split")}
-        rows["VAE reconstruction (ceiling)"] = reconstruct_puppets(pipeline.vae, **clips).mean()
+        rows["VAE reconstruction (ceiling)"] = reconstruct_puppets(pipeline, **clips).mean()
 
     driving = "full skeletons" if not (args.no_hands or args.no_face) else "skeletons without " + " and ".join(
         part for part, off in (("hands", args.no_hands), ("face", args.no_face)) if off)  # fmt: skip
