@@ -4,15 +4,17 @@
 #
 #   scripts/ablation_table.sh [GUIDANCE [OPTIONS...]]   # GUIDANCE: the image guidance scale of the rows that
 #                                                       # use it; OPTIONS go to every evaluate (--videos 4 ...)
+# Every row samples as the default model does (DPM-Solver++ from the noised reference, evaluate's default
+# steps), whatever its export folder says: exports of older versions sampled with DDIM from pure noise.
 #   STAGE2=runs/puppet/stage2_pose_step1659/export scripts/ablation_table.sh ...
 #                                                       # the full model's export, to compare the rows at
 #                                                       # equal training (the w/o augmentation run's steps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAGICPOSE=${MAGICPOSE:-magicpose}
-guidance=${1:-7}
+guidance=${1:-4}
 shift || true
-options=("$@")
+options=(--scheduler dpm++ --start-from-reference "$@")
 out=runs/puppet/ablation && mkdir -p $out
 stage1=runs/puppet/stage1_appearance/export stage2=${STAGE2:-runs/puppet/stage2_pose/export}
 no_augmentation=runs/puppet/stage2_pose_no_augmentation/export

@@ -49,6 +49,17 @@ def test_same_seed_same_video(workdir):
     assert (workdir / "a.mp4").read_bytes() == (workdir / "b.mp4").read_bytes()
 
 
+def test_sampling_flags_override_the_model_settings(workdir):
+    assert _animate(workdir, out="default.mp4") == 0  # the dummy model's setting: off
+    assert _animate(workdir, "--no-start-from-reference", out="off.mp4") == 0
+    assert _animate(workdir, "--start-from-reference", out="on.mp4") == 0
+    assert (workdir / "default.mp4").read_bytes() == (workdir / "off.mp4").read_bytes()
+    assert not np.array_equal(read_video(workdir / "on.mp4")[0][0], read_video(workdir / "off.mp4")[0][0])
+    assert _animate(workdir, "--scheduler", "dpm++", "--steps", "2", out="dpm.mp4") == 0
+    assert _animate(workdir, "--steps", "2", out="ddim.mp4") == 0
+    assert not np.array_equal(read_video(workdir / "dpm.mp4")[0][0], read_video(workdir / "ddim.mp4")[0][0])
+
+
 def test_reference_without_a_person_warns_and_goes_on_unaligned(workdir, caplog):
     blank = workdir / "blank.png"
     write_image(blank, np.full((64, 64, 3), 200, dtype=np.uint8))

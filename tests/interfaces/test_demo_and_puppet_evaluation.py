@@ -56,7 +56,10 @@ def test_puppet_evaluation_prints_rows_targets_and_json(model, tmp_path, capsys)
     out = capsys.readouterr().out
     assert "masked_psnr" in out and "ControlNet-only baseline" in out
     assert "mask_iou" in out and ("met" in out or "missed" in out) and "over the ControlNet-only baseline" in out
-    rows = json.loads(report.read_text())["rows"]
+    assert "steps of DDIMScheduler from pure noise" in out  # the dummy model's settings
+    saved = json.loads(report.read_text())
+    assert saved["options"]["start_from_reference"] is False
+    rows = saved["rows"]
     assert set(rows) == {"model", "ControlNet-only baseline (the model's own ControlNet)", "VAE reconstruction (ceiling)"}
     assert all(0.0 <= row["mask_iou"] <= 1.0 and np.isfinite(row["masked_psnr"]) for row in rows.values())
     # the baseline differs from the model: it has no appearance branch
@@ -66,6 +69,15 @@ def test_puppet_evaluation_prints_rows_targets_and_json(model, tmp_path, capsys)
     out = capsys.readouterr().out
     assert "pose ControlNet only" in out and "without hands and face" in out and "target" not in out
     assert "ceiling" not in out
+
+    options = ["--no-baseline", "--no-vae-ceiling", "--json", str(report)]
+    assert main([*arguments, *options, "--start-from-reference", "--scheduler", "dpm++"]) == 0
+    assert "steps of DPMSolverMultistepScheduler from the noised reference" in capsys.readouterr().out
+    saved = json.loads(report.read_text())
+    assert saved["scheduler"] == "DPMSolverMultistepScheduler" and saved["rows"]["model"] != rows["model"]
+    with pytest.raises(SystemExit) as exit:  # argparse's own exit for a bad choice
+        main([*arguments, *options, "--scheduler", "plms"])
+    assert exit.value.code == 2 and "invalid choice: 'plms'" in capsys.readouterr().err
 
 
 def test_evaluate_needs_folders_or_puppet(capsys):

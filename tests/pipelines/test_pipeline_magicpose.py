@@ -141,3 +141,50 @@ def test_motion_unet_samples_long_videos_in_windows_and_zero_init_changes_nothin
     windowed = motion.denoise(noise, reference, poses, context, num_inference_steps=2, window_frames=4, window_overlap=2)
     # AnimateDiff's temporal layers start as the identity, so windows of clips reproduce per-frame sampling
     assert torch.allclose(windowed, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+def test_start_from_reference_is_the_reference_noised_to_the_first_timestep(pipeline):
+    noise, reference, poses, context = _inputs(frames=2)
+    sample = lambda start, **kw: pipeline.denoise(start, reference, poses, context, num_inference_steps=3, **kw)  # noqa: E731
+    scheduler = pipeline.scheduler
+    scheduler.set_timesteps(3)
+    alpha_bar = scheduler.alphas_cumprod[scheduler.timesteps[0]]
+    noised_reference = alpha_bar.sqrt() * reference + (1 - alpha_bar).sqrt() * noise  # DDPM Eq. 4; DDIM's sigma is 1
+    from_reference = sample(noise, start_from_reference=True)
+    assert torch.allclose(from_reference, sample(noised_reference), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(from_reference, sample(noise), atol=1e-3)
+    with pytest.raises(ValueError, match="needs reference latents"):
+        pipeline.denoise(noise, None, poses, context, num_inference_steps=1, start_from_reference=True)
+
+
+def test_start_from_reference_is_a_saved_model_setting_that_a_call_can_override(tmp_path):
+    from magicpose.pipelines.assembly import load_pipeline, save_pipeline_atomically
+
+    save_pipeline_atomically(MagicPosePipeline(**get_dummy_components(), start_from_reference=True), tmp_path / "model")
+    pipe = load_pipeline(tmp_path / "model")
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.config.start_from_reference is True
+    assert MagicPosePipeline(**get_dummy_components()).config.start_from_reference is False  # official behaviour
+    reference = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    poses = [np.random.default_rng(2).integers(0, 255, (128, 128, 3), dtype=np.uint8)]
+    run = lambda ref, **kw: pipe(ref, poses, num_inference_steps=2, output_type="np",  # noqa: E731
+                                 generator=torch.Generator().manual_seed(0), **kw).frames  # fmt: skip
+    by_config = run(reference)
+    assert np.array_equal(by_config, run(reference, start_from_reference=True))
+    assert not np.allclose(by_config, run(reference, start_from_reference=False), atol=1e-4)
+    assert run(None).shape == (1, 32, 32, 3)  # no reference to start from: pure noise, no error
+
+
+def test_schedulers_by_name_keep_the_noise_schedule_and_ddim_is_the_official_one():
+    from magicpose.interfaces.commands.animate import SCHEDULER_NAMES
+    from magicpose.pipelines.schedulers import SCHEDULERS, official_ddim_scheduler, scheduler_named
+
+    assert set(SCHEDULER_NAMES) == set(SCHEDULERS)
+    official = official_ddim_scheduler()
+    for name in SCHEDULERS:
+        scheduler = scheduler_named(name, official.config)
+        assert torch.equal(scheduler.alphas_cumprod, official.alphas_cumprod), name
+    dpm = scheduler_named("dpm++", official.config)
+    assert scheduler_named("ddim", dpm.config).config == official.config
+    with pytest.raises(ValueError, match="unknown scheduler 'plms'"):
+        scheduler_named("plms", official.config)

@@ -75,6 +75,7 @@ def test_exported_model_loads_and_animates(runs):
 
     _, exports = runs
     pipeline = load_pipeline(exports["pose"])
+    assert pipeline.config.start_from_reference  # trained on SD's schedule: sample from the noised reference
     reference = np.full((32, 32, 3), 128, np.uint8)
     poses = torch.rand(2, 3, 32, 32)
     frames = pipeline(reference, poses, num_inference_steps=2, height=32, width=32, output_type="np").frames

@@ -63,12 +63,14 @@ def evaluate_on_puppets(
     reference: bool = True,
     frame_stride: int = 3,
     progress: bool = True,
+    start_from_reference: bool | None = None,
 ) -> PuppetEvaluation:
     """Generate `frames_per_video` frames for each of the first `videos` videos of `split` and score them.
 
     `hands=False` / `face=False` drop those parts from the driving skeletons (the paper's test of the
     masking augmentation: poses whose hands or face were not detected). `reference=False` runs the
-    pipeline without its appearance branch (the pose-ControlNet-only baseline).
+    pipeline without its appearance branch (the pose-ControlNet-only baseline). `start_from_reference`:
+    see `MagicPosePipeline.__call__` (None: the model's own setting).
     """
     from magicpose.poses.augment import mask_face_and_hands
     from magicpose.poses.types import PoseSequence
@@ -81,6 +83,7 @@ def evaluate_on_puppets(
             video.frame(0).image if reference else None, PoseSequence(driving, size, size),
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
             generator=torch.Generator().manual_seed(seed), height=size, width=size, output_type="np",
+            start_from_reference=start_from_reference,
         )  # fmt: skip
         background = video.background
         for generated, target in zip(output.frames, targets):

@@ -132,10 +132,12 @@ def animate(
     frame_chunk_size: int = 16,
     fps: float | None = None,
     known_reference_pose: Pose | None = None,
+    start_from_reference: bool | None = None,
 ) -> Animation:
     """Animate `reference` (RGB uint8) with `driving` poses. Same inputs and seed give the same frames.
 
-    `known_reference_pose` (in the photo's pixels) replaces pose detection on the photo for alignment."""
+    `known_reference_pose` (in the photo's pixels) replaces pose detection on the photo for alignment.
+    `start_from_reference`: see `MagicPosePipeline.__call__` (None: the model's own setting)."""
     from magicpose.poses.render import draw_openpose
 
     factor = pipeline.vae_scale_factor
@@ -156,6 +158,7 @@ def animate(
         width=size[0],
         frame_chunk_size=frame_chunk_size,
         output_type="np",
+        start_from_reference=start_from_reference,
     )
     frames = [(frame * 255).round().astype(np.uint8) for frame in output.frames]
     return Animation(frames, previews, reference, poses, float(fps or driving.fps), aligned)

@@ -44,6 +44,10 @@ class MagicPosePipeline(DiffusionPipeline):
     `pose_control` (Pose ControlNet), `vae`, `text_context` (the empty prompt's embedding), `scheduler`
     (the official DDIM by default; any diffusers scheduler can be swapped in), and optionally
     `text_encoder` + `tokenizer` for text prompts.
+
+    `start_from_reference` (saved in model_index.json, off for the official model) makes sampling
+    start from the reference's latents noised to the first timestep instead of from pure noise; see
+    `__call__`.
     """
 
     model_cpu_offload_seq = "text_encoder->appearance_control->pose_control->unet->vae"
@@ -59,6 +63,7 @@ class MagicPosePipeline(DiffusionPipeline):
         scheduler: KarrasDiffusionSchedulers,
         text_encoder=None,
         tokenizer=None,
+        start_from_reference: bool = False,
     ):
         super().__init__()
         self.register_modules(
@@ -71,6 +76,7 @@ class MagicPosePipeline(DiffusionPipeline):
             text_encoder=text_encoder,
             tokenizer=tokenizer,
         )
+        self.register_to_config(start_from_reference=start_from_reference)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.pose_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, do_normalize=False)
@@ -145,6 +151,7 @@ class MagicPosePipeline(DiffusionPipeline):
         frame_chunk_size: int = 16,
         window_frames: int = 16,
         window_overlap: int = 4,
+        start_from_reference: bool = False,
     ) -> torch.Tensor:
         """The sampling loop in latent space: N frames from initial noise (1 or N, 4, h, w).
 
@@ -152,14 +159,22 @@ class MagicPosePipeline(DiffusionPipeline):
         (reference bank + pose ControlNet) and, for guidance, the plain base UNet. With a motion module
         in the UNet, frames go through in overlapping windows of `window_frames` instead of chunks.
         `reference_latents=None` switches the appearance branch off: the base UNet with the pose
-        ControlNet alone (the first row of the paper's ablation, Table 3).
+        ControlNet alone (the first row of the paper's ablation, Table 3). `start_from_reference` mixes
+        the reference latents into the initial noise as the scheduler's forward process does at the
+        first timestep (`add_noise`); it needs `reference_latents`.
         """
         frames = pose_images.shape[0]
         latents = latents.expand(frames, -1, -1, -1).clone() if latents.shape[0] == 1 else latents.clone()
         if latents.shape[0] != frames:
             raise ValueError(f"{latents.shape[0]} initial latents for {frames} pose frames")
         self.scheduler.set_timesteps(num_inference_steps, device=latents.device)
-        latents = latents * self.scheduler.init_noise_sigma
+        if start_from_reference:
+            if reference_latents is None:
+                raise ValueError("start_from_reference needs reference latents")
+            reference = reference_latents.to(latents.dtype).expand_as(latents)
+            latents = self.scheduler.add_noise(reference, latents, self.scheduler.timesteps[:1])
+        else:
+            latents = latents * self.scheduler.init_noise_sigma
         step_parameters = inspect.signature(self.scheduler.step).parameters
         step_kwargs = {key: value for key, value in (("eta", eta), ("generator", generator)) if key in step_parameters}
 
@@ -210,6 +225,7 @@ class MagicPosePipeline(DiffusionPipeline):
         window_overlap: int = 4,
         output_type: str = "pil",
         return_dict: bool = True,
+        start_from_reference: bool | None = None,
     ) -> MagicPosePipelineOutput | tuple:
         """Generate one frame per pose: the reference person performing the poses.
 
@@ -231,6 +247,15 @@ class MagicPosePipeline(DiffusionPipeline):
             window_frames, window_overlap: with a motion module, the clip length and overlap of the
                 sliding windows that cover videos of any length (AnimateDiff: 16 and 4).
             output_type: "pil", "np" or "pt".
+            start_from_reference: start from the reference's latents noised to the first timestep, as
+                img2img at strength 1 does, instead of from pure noise (default: the model's
+                `config.start_from_reference`; ignored without a reference). SD's noise schedule leaves
+                sqrt(alpha_bar_t) >= 0.068 of the image in its noisiest training inputs (0.085 at the
+                first of 25 official steps), so a UNet learns to read the image's low frequencies, its
+                mean colour above all, from its input; pure noise carries none and samples drift to grey
+                (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed", Sec. 2).
+                The reference shares the target's scene and person, so its noised latents come close to
+                the input training saw.
         Returns:
             `MagicPosePipelineOutput` with N frames (or a tuple holding the frames).
         """
@@ -258,6 +283,8 @@ class MagicPosePipeline(DiffusionPipeline):
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, eta=eta,
             generator=generator, frame_chunk_size=frame_chunk_size,
             window_frames=window_frames, window_overlap=window_overlap,
+            start_from_reference=reference_latents is not None and (
+                self.config.start_from_reference if start_from_reference is None else start_from_reference),
         )  # fmt: skip
 
         if output_type == "latent":

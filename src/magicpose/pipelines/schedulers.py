@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from diffusers import DDIMScheduler
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    SchedulerMixin,
+    UniPCMultistepScheduler,
+)
 
 # ldm's "linear" schedule is diffusers' "scaled_linear": betas = linspace(sqrt(0.00085), sqrt(0.012), 1000)^2.
 OFFICIAL_SCHEDULE = dict(
@@ -29,3 +35,24 @@ def official_ddim_scheduler() -> DDIMScheduler:
         steps_offset=1,
         timestep_spacing="leading",
     )
+
+
+# Samplers a user can pick by name (`--scheduler`); all run the model's own noise schedule.
+SCHEDULERS = {
+    "ddim": DDIMScheduler,
+    "dpm++": DPMSolverMultistepScheduler,  # DPM-Solver++(2M), Lu et al. 2022
+    "unipc": UniPCMultistepScheduler,
+    "euler-a": EulerAncestralDiscreteScheduler,
+}
+
+
+def scheduler_named(name: str, config) -> SchedulerMixin:
+    """The sampler `name` over the noise schedule in `config` (another scheduler's config). "ddim" is
+    the official DDIM (leading spacing, offset 1, last alpha not 1) whatever `config` says of those."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    if name == "ddim":
+        return DDIMScheduler.from_config(
+            config, clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading"
+        )
+    return SCHEDULERS[name].from_config(config)

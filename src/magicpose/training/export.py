@@ -46,9 +46,16 @@ def export_components(parts: dict, out: str | Path) -> Path:
     parts = {name: module.float() if hasattr(module, "float") else module for name, module in parts.items() if module is not None}
     if all(name in parts for name in PIPELINE_PARTS):
         from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
-        from magicpose.pipelines.schedulers import official_ddim_scheduler
+        from magicpose.pipelines.schedulers import official_ddim_scheduler, scheduler_named
 
-        pipeline = MagicPosePipeline(**{name: parts[name] for name in PIPELINE_PARTS}, scheduler=official_ddim_scheduler())
+        # The sampling the default model ships with (docs/default_model.md, chosen on puppet val): our UNets
+        # are trained on SD's schedule, whose noisiest inputs still hold the image's mean colour, so pure
+        # noise greys the background (MagicPosePipeline.__call__); DPM-Solver++ beat DDIM at half the steps.
+        pipeline = MagicPosePipeline(
+            **{name: parts[name] for name in PIPELINE_PARTS},
+            scheduler=scheduler_named("dpm++", official_ddim_scheduler().config),
+            start_from_reference=True,
+        )
         return save_pipeline_atomically(pipeline, out, overwrite=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -106,7 +106,7 @@ class MotionStage(torch.nn.Module):
                 guidance_scale,
             )
 
-        generated = vae.decode(ddim_sample(eps_fn, shape, steps, device, dtype) / scale).sample
+        generated = vae.decode(ddim_sample(eps_fn, shape, steps, device, dtype, start=reference_latents) / scale).sample
         unit = lambda images: ((images[:rows].float() + 1) / 2).clamp(0, 1).cpu()  # noqa: E731
         return [("reference", unit(reference.expand(rows, -1, -1, -1))), ("pose", poses[:rows].float().cpu()),
                 ("generated", unit(generated)), ("ground truth", unit(target))]  # fmt: skip

@@ -13,11 +13,14 @@ from magicpose.pipelines.schedulers import official_ddim_scheduler
 
 
 @torch.no_grad()
-def ddim_sample(eps_fn, shape: tuple, steps: int, device, dtype, seed: int = 42) -> torch.Tensor:
-    """The official sampler (DDIM, eta 0) around any epsilon function eps_fn(x_t, t)."""
+def ddim_sample(eps_fn, shape: tuple, steps: int, device, dtype, seed: int = 42, start: torch.Tensor | None = None) -> torch.Tensor:
+    """The official sampler (DDIM, eta 0) around any epsilon function eps_fn(x_t, t), from pure noise or,
+    as exported models sample, from the latents `start` noised to the first timestep."""
     scheduler = official_ddim_scheduler()
     scheduler.set_timesteps(steps, device=device)
     latents = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device, dtype)
+    if start is not None:
+        latents = scheduler.add_noise(start.to(latents), latents, scheduler.timesteps[:1])
     for t in scheduler.timesteps:
         latents = scheduler.step(eps_fn(latents, t), t, latents, return_dict=False)[0]
     return latents
@@ -63,7 +66,8 @@ def validation_columns(stage, batch: dict, steps: int, guidance_scale: float) ->
         columns = [("reference", unit(reference)), ("pose", pose.float().cpu())]
     else:
         raise TypeError(f"{type(stage).__name__} has no validation_columns(batch, steps, guidance_scale); set output.validate_every=0")
-    latents = ddim_sample(eps_fn, latent_shape, steps, device, dtype)
+    start = reference_latents if isinstance(stage, MagicPoseStage) else None
+    latents = ddim_sample(eps_fn, latent_shape, steps, device, dtype, start=start)
     generated = vae.decode(latents / scale).sample
     return columns + [("generated", unit(generated)), ("ground truth", unit(target))]
 

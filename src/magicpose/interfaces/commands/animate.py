@@ -8,6 +8,9 @@ from pathlib import Path
 
 from magicpose.errors import InputError
 
+# magicpose.pipelines.schedulers.SCHEDULERS' names, here so that --help need not import diffusers
+SCHEDULER_NAMES = ("ddim", "dpm++", "unipc", "euler-a")
+
 
 def parse_size(text: str) -> tuple[int, int]:
     """"512" or "512x768" (width x height)."""
@@ -34,6 +37,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--motion-adapter", help="AnimateDiff v2 motion module (.ckpt or MotionAdapter folder): "
                        "temporal layers in the base UNet, long videos in overlapping 16-frame windows")  # fmt: skip
     group.add_argument("--cpu-offload", action="store_true", help="keep models on the CPU until used (small GPUs)")
+    group.add_argument("--scheduler", choices=SCHEDULER_NAMES, help="sampler over the model's noise schedule (default: "
+                       "the model's own: dpm++ for the embedded model, the official ddim for --official)")  # fmt: skip
 
 
 def register(subparsers) -> None:
@@ -47,6 +52,10 @@ def register(subparsers) -> None:
     parser.add_argument("--guidance", type=float,
                         help="image guidance scale (default: the official 7; the embedded model's own)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=42, help="seed of the initial noise (official: 42)")
+    parser.add_argument("--start-from-reference", action=argparse.BooleanOptionalAction,
+                        help="start sampling from the noised reference instead of pure noise: keeps the "
+                        "background's colours (default: the model's setting; on for the embedded model, off "
+                        "for the official one)")  # fmt: skip
     parser.add_argument("--fps", type=float, help="output frame rate (default: the driving video's)")
     parser.add_argument("--size", type=parse_size, help="output size, 512 or WIDTHxHEIGHT (default: the model's)")
     parser.add_argument("--max-frames", type=int, help="animate only the first N driving frames")
@@ -101,6 +110,10 @@ def load_pipeline_from_args(args: argparse.Namespace):
         from magicpose.models.motion_module import build_motion_unet, load_motion_adapter
 
         pipeline.unet = build_motion_unet(pipeline.unet, load_motion_adapter(args.motion_adapter).to(pipeline.unet.dtype))
+    if getattr(args, "scheduler", None):
+        from magicpose.pipelines.schedulers import scheduler_named
+
+        pipeline.scheduler = scheduler_named(args.scheduler, pipeline.scheduler.config)
     if args.cpu_offload and device.startswith("cuda"):
         pipeline.enable_model_cpu_offload(device=device)
     else:
@@ -123,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     animation = animate(
         pipeline, reference, driving, size=args.size, align=args.align, num_inference_steps=args.steps,
         guidance_scale=args.guidance, seed=args.seed, frame_chunk_size=args.frame_chunk, fps=args.fps,
+        start_from_reference=args.start_from_reference,
     )  # fmt: skip
     write_video(out, animation.frames, animation.fps)
     print(f"wrote {out} ({len(animation.frames)} frames at {animation.fps:g} fps{', aligned' if animation.aligned else ''})")

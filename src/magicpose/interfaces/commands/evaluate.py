@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from magicpose.errors import InputError
+from magicpose.interfaces.commands.animate import SCHEDULER_NAMES
+from magicpose.models.default import DEFAULT_MODEL_GUIDANCE, DEFAULT_MODEL_STEPS
 
 PROTOCOL_HELP = (
     "disco: exactly the field's evaluation code (DisCo), quirks included, for numbers comparable with "
@@ -61,9 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     puppet.add_argument("--videos", type=int, default=8, help="test videos (default: %(default)s)")
     puppet.add_argument("--frames", type=int, default=8, help="generated frames per video (default: %(default)s)")
     puppet.add_argument("--size", type=int, default=128, help="frame size in pixels (default: %(default)s)")
-    puppet.add_argument("--steps", type=int, default=25, help="denoising steps (default: %(default)s)")
-    puppet.add_argument("--guidance", type=float, default=7.0, help="image guidance scale; 1 = off (default: %(default)s)")
+    puppet.add_argument("--steps", type=int, default=DEFAULT_MODEL_STEPS, help="denoising steps (default: the embedded model's %(default)s)")
+    puppet.add_argument("--guidance", type=float, default=DEFAULT_MODEL_GUIDANCE,
+                        help="image guidance scale; 1 = off (default: the embedded model's %(default)s)")  # fmt: skip
     puppet.add_argument("--seed", type=int, default=42)
+    puppet.add_argument("--scheduler", choices=SCHEDULER_NAMES, help="sampler (default: the model's own)")
+    puppet.add_argument("--start-from-reference", action=argparse.BooleanOptionalAction,
+                        help="start sampling from the noised reference instead of pure noise (default: the model's setting)")  # fmt: skip
     puppet.add_argument("--no-hands", action="store_true", help="drive with skeletons whose hands are missing")
     puppet.add_argument("--no-face", action="store_true", help="drive with skeletons whose face is missing")
     parser.set_defaults(func=run)
@@ -140,8 +146,14 @@ def run_puppet(args: argparse.Namespace) -> int:
     folder = args.model or default_model_folder()
     pipeline = load_pipeline(folder)
     pipeline.set_progress_bar_config(disable=True)
+    if args.scheduler:
+        from magicpose.pipelines.schedulers import scheduler_named
+
+        pipeline.scheduler = scheduler_named(args.scheduler, pipeline.scheduler.config)
     options = dict(videos=args.videos, frames_per_video=args.frames, size=args.size, num_inference_steps=args.steps,
-                   guidance_scale=args.guidance, seed=args.seed, split=args.split, hands=not args.no_hands, face=not args.no_face)  # fmt: skip
+                   guidance_scale=args.guidance, seed=args.seed, split=args.split, hands=not args.no_hands, face=not args.no_face,
+                   start_from_reference=pipeline.config.start_from_reference if args.start_from_reference is None
+                   else args.start_from_reference)  # fmt: skip
     label = "pose ControlNet only" if args.no_reference else "model"
     rows = {label: evaluate_on_puppets(pipeline, reference=not args.no_reference, **options).mean()}
     baseline = None
@@ -160,12 +172,13 @@ def run_puppet(args: argparse.Namespace) -> int:
 
     driving = "full skeletons" if not (args.no_hands or args.no_face) else "skeletons without " + " and ".join(
         part for part, off in (("hands", args.no_hands), ("face", args.no_face)) if off)  # fmt: skip
-    print(f"{folder}: {args.videos} {args.split} puppets x {args.frames} frames at {args.size}px, {args.steps} steps, "
-          f"guidance {args.guidance}, {driving}")  # fmt: skip
+    start = "the noised reference" if options["start_from_reference"] else "pure noise"
+    print(f"{folder}: {args.videos} {args.split} puppets x {args.frames} frames at {args.size}px, {args.steps} steps of "
+          f"{type(pipeline.scheduler).__name__} from {start}, guidance {args.guidance}, {driving}")  # fmt: skip
     print(format_rows(rows))
     if not args.no_reference:
         print("\n".join(target_lines(rows["model"], baseline)))
     if args.json:
-        write_json({"model": str(folder), "options": options, "rows": rows}, args.json)
+        write_json({"model": str(folder), "scheduler": type(pipeline.scheduler).__name__, "options": options, "rows": rows}, args.json)
         print(f"wrote {args.json}")
     return 0
