@@ -13,6 +13,7 @@ DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "default_model"
 # guidance 7.
 DEFAULT_MODEL_STEPS = 10
 DEFAULT_MODEL_GUIDANCE = 4.0
+DEFAULT_MODEL_SCHEDULER = "dpm++"  # a name of magicpose.pipelines.schedulers.SCHEDULERS; also what training exports
 
 
 def default_model_folder() -> Path:

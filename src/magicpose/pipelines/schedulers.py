@@ -18,6 +18,8 @@ OFFICIAL_SCHEDULE = dict(
     beta_schedule="scaled_linear",
     prediction_type="epsilon",
 )
+# How `DDIMSampler_ReferenceOnly` walks that schedule (official_ddim_scheduler's docstring).
+OFFICIAL_DDIM_SPACING = dict(clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading")
 
 
 def official_ddim_scheduler() -> DDIMScheduler:
@@ -28,13 +30,7 @@ def official_ddim_scheduler() -> DDIMScheduler:
     (`set_alpha_to_one=False`). The update is Song et al. 2021, Eq. 12 with sigma = 0:
     x_prev = sqrt(a_prev) * (x - sqrt(1 - a_t) * eps) / sqrt(a_t) + sqrt(1 - a_prev) * eps.
     """
-    return DDIMScheduler(
-        **OFFICIAL_SCHEDULE,
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        timestep_spacing="leading",
-    )
+    return DDIMScheduler(**OFFICIAL_SCHEDULE, **OFFICIAL_DDIM_SPACING)
 
 
 # Samplers a user can pick by name (`--scheduler`); all run the model's own noise schedule.
@@ -52,7 +48,5 @@ def scheduler_named(name: str, config) -> SchedulerMixin:
     if name not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
     if name == "ddim":
-        return DDIMScheduler.from_config(
-            config, clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading"
-        )
+        return DDIMScheduler.from_config(config, **OFFICIAL_DDIM_SPACING)
     return SCHEDULERS[name].from_config(config)

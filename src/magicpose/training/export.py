@@ -45,6 +45,7 @@ def export_components(parts: dict, out: str | Path) -> Path:
     out = Path(out)
     parts = {name: module.float() if hasattr(module, "float") else module for name, module in parts.items() if module is not None}
     if all(name in parts for name in PIPELINE_PARTS):
+        from magicpose.models.default import DEFAULT_MODEL_SCHEDULER
         from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
         from magicpose.pipelines.schedulers import official_ddim_scheduler, scheduler_named
 
@@ -53,7 +54,7 @@ def export_components(parts: dict, out: str | Path) -> Path:
         # noise greys the background (MagicPosePipeline.__call__); DPM-Solver++ beat DDIM at half the steps.
         pipeline = MagicPosePipeline(
             **{name: parts[name] for name in PIPELINE_PARTS},
-            scheduler=scheduler_named("dpm++", official_ddim_scheduler().config),
+            scheduler=scheduler_named(DEFAULT_MODEL_SCHEDULER, official_ddim_scheduler().config),
             start_from_reference=True,
         )
         return save_pipeline_atomically(pipeline, out, overwrite=True)

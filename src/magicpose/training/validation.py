@@ -44,6 +44,7 @@ def validation_columns(stage, batch: dict, steps: int, guidance_scale: float) ->
     scale = vae.config.scaling_factor
     latent_shape = (target.shape[0], vae.config.latent_channels, *(s // 2 ** (len(vae.config.block_out_channels) - 1) for s in target.shape[-2:]))
     context = stage.context(target.shape[0]).to(device, dtype)
+    start = None  # the MagicPose stages start from the noised reference, as their exports sample
     if isinstance(stage, BaseUnetStage):
         eps_fn = lambda x, t: stage.unet(x, t, encoder_hidden_states=context, return_dict=False)[0]  # noqa: E731
         columns = []
@@ -53,7 +54,7 @@ def validation_columns(stage, batch: dict, steps: int, guidance_scale: float) ->
     elif isinstance(stage, MagicPoseStage):
         model = stage.model
         reference = batch["reference"].to(device, dtype)
-        reference_latents = vae.encode(reference).latent_dist.mode() * scale
+        reference_latents = start = vae.encode(reference).latent_dist.mode() * scale
         pose_input = pose if stage.stage == "pose" else None
 
         def eps_fn(x, t):
@@ -66,7 +67,6 @@ def validation_columns(stage, batch: dict, steps: int, guidance_scale: float) ->
         columns = [("reference", unit(reference)), ("pose", pose.float().cpu())]
     else:
         raise TypeError(f"{type(stage).__name__} has no validation_columns(batch, steps, guidance_scale); set output.validate_every=0")
-    start = reference_latents if isinstance(stage, MagicPoseStage) else None
     latents = ddim_sample(eps_fn, latent_shape, steps, device, dtype, start=start)
     generated = vae.decode(latents / scale).sample
     return columns + [("generated", unit(generated)), ("ground truth", unit(target))]
