@@ -44,10 +44,18 @@ OMP_NUM_THREADS=1 train stage2_pose train.max_steps=1659 output.dir=runs/puppet/
 OMP_NUM_THREADS=1 train ablation_no_augmentation & ablation=$!
 wait $full $ablation
 
-# The package's default model: the stage-2 pipeline, plus the pretrained ControlNet (before stage 2) that
-# `magicpose evaluate --puppet` uses for its pose-ControlNet-only baseline.
+# The base UNet was the bottleneck (docs): it trains further, continuing its own run from its last
+# checkpoint, and stage 2 and the OpenPose ControlNet continue on it.
+continued=runs/puppet/base_unet_continued/checkpoints
+if [ ! -d $continued ]; then mkdir -p $continued && cp -r runs/puppet/base_unet/checkpoints/step-002314 $continued/; fi
+train base_unet_continued
+train stage2_pose_rebased
+train controlnet_rebased
+
+# The package's default model: the stage-2 pipeline on the continued base, plus the pretrained ControlNet
+# (before stage 2, on the same base) that `magicpose evaluate --puppet` uses for its ControlNet-only baseline.
 partial=src/magicpose/default_model.partial
-rm -rf $partial && cp -r runs/puppet/stage2_pose/export $partial
-cp -r runs/puppet/controlnet/export/pose_control $partial/pretrained_pose_control
+rm -rf $partial && cp -r runs/puppet/stage2_pose_rebased/export $partial
+cp -r runs/puppet/controlnet_rebased/export/pose_control $partial/pretrained_pose_control
 rm -rf src/magicpose/default_model && mv $partial src/magicpose/default_model
 echo "$(date +%T) default model: src/magicpose/default_model ($(du -sh src/magicpose/default_model | cut -f1))"
