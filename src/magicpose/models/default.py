@@ -12,7 +12,7 @@ DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "default_model"
 # chosen on the puppet val split (docs/default_model.md); the official model's are 50 DDIM steps and
 # guidance 7.
 DEFAULT_MODEL_STEPS = 10
-DEFAULT_MODEL_GUIDANCE = 4.0
+DEFAULT_MODEL_GUIDANCE = 3.0
 DEFAULT_MODEL_SCHEDULER = "dpm++"  # a name of magicpose.pipelines.schedulers.SCHEDULERS; also what training exports
 
 
