@@ -3,7 +3,8 @@
 # `magicpose evaluate --puppet` of an export of scripts/train_default_model.sh, on the test split.
 #
 #   scripts/ablation_table.sh [GUIDANCE [OPTIONS...]]   # GUIDANCE: the image guidance scale of the rows that
-#                                                       # use it; OPTIONS go to every evaluate (--videos 4 ...)
+#                                                       # use it (default 4, the docs' table); OPTIONS go to
+#                                                       # every evaluate (--videos 4 ...)
 # Every row samples as the default model does (DPM-Solver++ from the noised reference, evaluate's default
 # steps), whatever its export folder says: exports of older versions sampled with DDIM from pure noise.
 #   STAGE2=runs/puppet/stage2_pose_step1659/export scripts/ablation_table.sh ...
