@@ -44,11 +44,14 @@ OMP_NUM_THREADS=1 train stage2_pose train.max_steps=1659 output.dir=runs/puppet/
 OMP_NUM_THREADS=1 train ablation_no_augmentation & ablation=$!
 wait $full $ablation
 
-# The base UNet was the bottleneck (docs): it trains further, continuing its own run from its last
-# checkpoint, and stage 2 and the OpenPose ControlNet continue on it.
-continued=runs/puppet/base_unet_continued/checkpoints
-if [ ! -d $continued ]; then mkdir -p $continued && cp -r runs/puppet/base_unet/checkpoints/step-002314 $continued/; fi
-train base_unet_continued
+# The base UNet was the bottleneck (docs): its own run continues from its last checkpoint (same optimizer
+# state and data order) in a folder of its own, since the stages above read its first export; stage 2 and
+# the OpenPose ControlNet then continue on it.
+continued=runs/puppet/base_unet_continued
+if [ ! -d $continued ]; then
+    mkdir -p $continued/checkpoints && cp -r "$(ls -d runs/puppet/base_unet/checkpoints/step-* | tail -1)" $continued/checkpoints/
+fi
+train base_unet output.dir=$continued train.max_steps=10437
 train stage2_pose_rebased
 train controlnet_rebased
 
