@@ -1,0 +1,52 @@
+"""The configs in configs/ and the default model's recipe (scripts/train_default_model.sh) hold together:
+every config validates, and every stage of the recipe reads only exports that an earlier stage writes."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from magicpose.training.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+RECIPE = ROOT / "scripts" / "train_default_model.sh"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: str(path.relative_to(ROOT / "configs")))
+def test_every_shipped_config_validates(path):
+    config = load_config(path)
+    assert config.output.dir
+
+
+def recipe_calls() -> list[tuple[str, list[str]]]:
+    """(config name, overrides) of each `train NAME ...` line of the recipe, `$variables` expanded."""
+    variables, calls = {}, []
+    for line in RECIPE.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if assignment := re.fullmatch(r"(\w+)=(\S+)", line):
+            variables[assignment[1]] = assignment[2]
+        elif call := re.match(r"(?:OMP_NUM_THREADS=\d+ )?train (\w+)(.*?)(?:&.*)?$", line):
+            words = re.sub(r"\$(\w+)", lambda match: variables[match[1]], call[2]).split()
+            calls.append((call[1], words))
+    return calls
+
+
+def test_each_recipe_stage_reads_only_exports_of_earlier_stages():
+    calls = recipe_calls()
+    assert len(calls) >= 6, "the recipe's train lines were not found"
+    written: set[str] = set()
+    for name, overrides in calls:
+        config = load_config(ROOT / "configs" / "puppet" / f"{name}.yaml", overrides)
+        for field, value in vars(config.model).items():
+            if isinstance(value, str) and value.startswith("runs/"):
+                run = value.split("/export/")[0]
+                assert run in written, f"{name}: model.{field} reads {value}, which no earlier stage of the recipe writes"
+        written.add(config.output.dir)
+
+
+def test_the_recipe_ships_the_exports_of_stages_it_trains():
+    written = {load_config(ROOT / "configs" / "puppet" / f"{name}.yaml", overrides).output.dir
+               for name, overrides in recipe_calls()}  # fmt: skip
+    shipped = re.findall(r"cp -r (runs/\S+?)/export", RECIPE.read_text())
+    assert len(shipped) == 2 and set(shipped) <= written
