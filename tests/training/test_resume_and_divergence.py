@@ -67,3 +67,35 @@ def test_a_spent_time_budget_checkpoints_and_exports_early(tmp_path):
     export = train(config)
     assert (export / "pose_control" / "config.json").is_file()
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000001"]
+
+
+def test_ema_is_checkpointed_resumed_exactly_and_is_what_the_run_exports(tmp_path):
+    from magicpose.training.stages import build_stage, trainable_parameters
+
+    options = {**OPTIONS, "train": {**OPTIONS["train"], "ema_decay": 0.9}}
+    straight_export = train(tiny_config("pose", tmp_path / "straight", **options))
+    config = tiny_config("pose", tmp_path / "resumed", **options)
+    train(config, stop_after=K)
+    train(config, resume=True)
+    ema_file = f"checkpoints/step-{2 * K:06d}/ema.pt"
+    straight = torch.load(tmp_path / "straight" / ema_file, weights_only=False)
+    resumed = torch.load(tmp_path / "resumed" / ema_file, weights_only=False)
+    assert straight["optimization_step"] == resumed["optimization_step"] == 2 * K
+    assert max((a - b).abs().max().item() for a, b in zip(straight["shadow_params"], resumed["shadow_params"])) <= 1e-6
+
+    names = [name for name, p in build_stage(config).named_parameters() if p.requires_grad]
+    assert len(names) == len(straight["shadow_params"]) == len(trainable_parameters(build_stage(config)))
+    average = dict(zip(names, straight["shadow_params"]))
+    trained = _final(tmp_path / "straight")
+    exported = load_file(straight_export / "pose_control" / "diffusion_pytorch_model.safetensors")
+    prefix = "model.pose_control."
+    pose_names = [name for name in names if name.startswith(prefix)]
+    assert pose_names and all(torch.equal(exported[n.removeprefix(prefix)], average[n]) for n in pose_names)
+    assert any(not torch.equal(average[n], trained[n]) for n in pose_names)  # the average is not the last weights
+
+
+def test_ema_decay_outside_0_1_is_an_error(tmp_path):
+    from magicpose.errors import InputError
+
+    with pytest.raises(InputError, match="ema_decay"):
+        tiny_config("pose", tmp_path, train={"ema_decay": 1.0})

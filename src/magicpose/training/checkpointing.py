@@ -5,6 +5,7 @@
         optimizer.pt             optimizer state (moments, step counts)
         state.pt                 step, LR schedule, RNG states of the main process, the config
         rng-rank{r}.pt           each rank's noise generator and torch/numpy/python RNG states
+        ema.pt                   the moving average of the trained weights (runs with train.ema_decay)
 
 Every process writes into `.step-000500.partial`; after a barrier the main process renames it, so a
 checkpoint folder either exists whole or not at all, and resume takes the newest whole one.
@@ -61,7 +62,8 @@ def restore_rng(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(accelerator, out, step: int, module, optimizer, lr_scheduler, generator, config: dict, keep: int) -> Path:
+def save_checkpoint(accelerator, out, step: int, module, optimizer, lr_scheduler, generator, config: dict, keep: int,
+                    ema=None) -> Path:
     """Write step `step` atomically (all ranks call this); keep the newest `keep` checkpoints."""
     root = checkpoint_dir(out)
     final = root / f"step-{step:06d}"
@@ -74,6 +76,8 @@ def save_checkpoint(accelerator, out, step: int, module, optimizer, lr_scheduler
     if accelerator.is_main_process:
         save_file(trainable_state(accelerator.unwrap_model(module)), partial / "trainable.safetensors")
         torch.save(optimizer.state_dict(), partial / "optimizer.pt")
+        if ema is not None:
+            torch.save(ema.state_dict(), partial / "ema.pt")
         torch.save({"step": step, "lr_scheduler": lr_scheduler.state_dict(), "config": config,
                     "world_size": accelerator.num_processes}, partial / "state.pt")  # fmt: skip
     accelerator.wait_for_everyone()
@@ -88,7 +92,7 @@ def save_checkpoint(accelerator, out, step: int, module, optimizer, lr_scheduler
 
 
 def load_checkpoint(accelerator, folder: Path, module, optimizer, lr_scheduler, generator) -> int:
-    """Restore everything `save_checkpoint` wrote; returns the step to continue from."""
+    """Restore everything `save_checkpoint` wrote but the EMA (`load_ema`); returns the step to continue from."""
     state = torch.load(folder / "state.pt", weights_only=False)
     if state["world_size"] != accelerator.num_processes:
         raise InputError(f"{folder} was written by {state['world_size']} processes, this run has "
@@ -102,3 +106,12 @@ def load_checkpoint(accelerator, folder: Path, module, optimizer, lr_scheduler, 
     lr_scheduler.load_state_dict(state["lr_scheduler"])
     restore_rng(torch.load(folder / f"rng-rank{accelerator.process_index}.pt", weights_only=False), generator)
     return int(state["step"])
+
+
+def load_ema(folder: Path, ema) -> bool:
+    """Restore the moving average where the checkpoint has one (a run that turns EMA on when resuming
+    keeps the average it started at the restored weights)."""
+    if not (folder / "ema.pt").is_file():
+        return False
+    ema.load_state_dict(torch.load(folder / "ema.pt", weights_only=False))
+    return True

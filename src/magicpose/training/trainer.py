@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from magicpose.errors import InputError
-from magicpose.training.checkpointing import TrainingDiverged, latest_checkpoint, load_checkpoint, save_checkpoint
+from magicpose.training.checkpointing import TrainingDiverged, latest_checkpoint, load_checkpoint, load_ema, save_checkpoint
 from magicpose.training.config import TrainConfig, TrainingConfig
 from magicpose.training.data import StepBatches, batches, training_dataset, validation_batch
 from magicpose.training.stages import CLIP_STAGES, VaeStage, build_stage, trainable_parameters
@@ -86,6 +86,13 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
             raise InputError(f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume")
         step = load_checkpoint(accelerator, checkpoint, stage, optimizer, lr_scheduler, generator)
         accelerator.print(f"resumed from {checkpoint} (step {step})")
+    ema = None
+    if t.ema_decay:
+        from diffusers.training_utils import EMAModel
+
+        ema = EMAModel(parameters, decay=t.ema_decay)  # starts at the weights trained from (restored on resume)
+        if resume and not load_ema(checkpoint, ema):
+            accelerator.print(f"{checkpoint} holds no EMA: the average starts at its weights")
 
     # Data: each rank takes its own slice of every step's samples (see training/data.py).
     dataset = training_dataset(config, clips=config.stage in CLIP_STAGES)
@@ -120,6 +127,8 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
             accelerator.clip_grad_norm_(parameters, t.max_grad_norm)
         optimizer.step()
         lr_scheduler.step()
+        if ema is not None:
+            ema.step(parameters)
         optimizer.zero_grad(set_to_none=True)
         step += 1
         out_of_time = t.max_minutes is not None and _any_rank(accelerator, time.perf_counter() - run_started > 60 * t.max_minutes)
@@ -133,9 +142,10 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
                              "samples_per_second": samples_per_step / seconds, "seconds_per_step": seconds}, step=step)  # fmt: skip
         if step % config.output.checkpoint_every == 0 or step == t.max_steps or out_of_time:
             save_checkpoint(accelerator, out, step, stage, optimizer, lr_scheduler, generator, config.to_dict(),
-                            config.output.keep_checkpoints)  # fmt: skip
+                            config.output.keep_checkpoints, ema)  # fmt: skip
         if main and config.output.validate_every and step % config.output.validate_every == 0:
-            _validate(accelerator.unwrap_model(stage), held_out, out / "validation" / f"step-{step:06d}.png", config)
+            with _averaged(ema, parameters):
+                _validate(accelerator.unwrap_model(stage), held_out, out / "validation" / f"step-{step:06d}.png", config)
         if stop_after is not None and step >= stop_after:
             progress.close()
             accelerator.end_training()
@@ -146,12 +156,28 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
     progress.close()
 
     export = out / "export"
+    if ema is not None:
+        ema.copy_to(parameters)  # what the run exports is the average
     if main:
         _export(accelerator.unwrap_model(stage), _calibration_batch(config) if config.stage == "vae" else held_out, export)
         print(f"exported {config.stage} to {export}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return export
+
+
+@contextlib.contextmanager
+def _averaged(ema, parameters):
+    """The EMA weights in place of the trained ones for the duration (nothing without EMA)."""
+    if ema is None:
+        yield
+        return
+    ema.store(parameters)
+    ema.copy_to(parameters)
+    try:
+        yield
+    finally:
+        ema.restore(parameters)
 
 
 def _calibration_batch(config: TrainingConfig) -> dict:
