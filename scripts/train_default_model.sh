@@ -54,11 +54,15 @@ fi
 train base_unet output.dir=$continued train.max_steps=10437
 train stage2_pose_rebased
 train controlnet_rebased
+# Those runs kept a constant learning rate; each of the three then trains on with it annealed to zero (docs).
+train base_unet_annealed
+train stage2_pose_annealed
+train controlnet_annealed
 
-# The package's default model: the stage-2 pipeline on the continued base, plus the pretrained ControlNet
+# The package's default model: the stage-2 pipeline on the annealed base, plus the pretrained ControlNet
 # (before stage 2, on the same base) that `magicpose evaluate --puppet` uses for its ControlNet-only baseline.
 partial=src/magicpose/default_model.partial
-rm -rf $partial && cp -r runs/puppet/stage2_pose_rebased/export $partial
-cp -r runs/puppet/controlnet_rebased/export/pose_control $partial/pretrained_pose_control
+rm -rf $partial && cp -r runs/puppet/stage2_pose_annealed/export $partial
+cp -r runs/puppet/controlnet_annealed/export/pose_control $partial/pretrained_pose_control
 rm -rf src/magicpose/default_model && mv $partial src/magicpose/default_model
 echo "$(date +%T) default model: src/magicpose/default_model ($(du -sh src/magicpose/default_model | cut -f1))"
