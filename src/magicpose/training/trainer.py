@@ -4,7 +4,7 @@
     accelerate launch --multi_gpu --num_processes 8 -m magicpose.interfaces.cli train CONFIG.yaml
 
 Read top to bottom: set up accelerate, build the stage, optimizer and LR schedule, restore a
-checkpoint, then per step: gradient-accumulated micro-batches -> clip -> optimizer step, with
+checkpoint, then per step: gradient-accumulated micro-batches -> clip -> optimizer step (-> EMA), with
 logging, checkpoints, validation grids and, at the end, the export.
 """
 
