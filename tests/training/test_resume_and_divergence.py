@@ -70,7 +70,7 @@ def test_a_spent_time_budget_checkpoints_and_exports_early(tmp_path):
 
 
 def test_ema_is_checkpointed_resumed_exactly_and_is_what_the_run_exports(tmp_path):
-    from magicpose.training.stages import build_stage, trainable_parameters
+    from magicpose.training.stages import build_stage
 
     options = {**OPTIONS, "train": {**OPTIONS["train"], "ema_decay": 0.9}}
     straight_export = train(tiny_config("pose", tmp_path / "straight", **options))
@@ -84,7 +84,7 @@ def test_ema_is_checkpointed_resumed_exactly_and_is_what_the_run_exports(tmp_pat
     assert max((a - b).abs().max().item() for a, b in zip(straight["shadow_params"], resumed["shadow_params"])) <= 1e-6
 
     names = [name for name, p in build_stage(config).named_parameters() if p.requires_grad]
-    assert len(names) == len(straight["shadow_params"]) == len(trainable_parameters(build_stage(config)))
+    assert len(names) == len(straight["shadow_params"])
     average = dict(zip(names, straight["shadow_params"]))
     trained = _final(tmp_path / "straight")
     exported = load_file(straight_export / "pose_control" / "diffusion_pytorch_model.safetensors")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from magicpose.training.config import load_config
+from magicpose.training.config import TrainingConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
@@ -19,25 +19,24 @@ def test_every_shipped_config_validates(path):
     assert config.output.dir
 
 
-def recipe_calls() -> list[tuple[str, list[str]]]:
-    """(config name, overrides) of each `train NAME ...` line of the recipe, `$variables` expanded."""
+def recipe_configs() -> list[tuple[str, TrainingConfig]]:
+    """(config name, config with its overrides) of each `train NAME ...` line of the recipe, in order."""
     variables, calls = {}, []
     for line in RECIPE.read_text().splitlines():
         line = line.split("#")[0].strip()
         if assignment := re.fullmatch(r"(\w+)=(\S+)", line):
             variables[assignment[1]] = assignment[2]
         elif call := re.match(r"(?:OMP_NUM_THREADS=\d+ )?train (\w+)(.*?)(?:&.*)?$", line):
-            words = re.sub(r"\$(\w+)", lambda match: variables[match[1]], call[2]).split()
-            calls.append((call[1], words))
+            overrides = re.sub(r"\$(\w+)", lambda match: variables[match[1]], call[2]).split()
+            calls.append((call[1], load_config(ROOT / "configs" / "puppet" / f"{call[1]}.yaml", overrides)))
     return calls
 
 
 def test_each_recipe_stage_reads_only_exports_of_earlier_stages():
-    calls = recipe_calls()
+    calls = recipe_configs()
     assert len(calls) >= 6, "the recipe's train lines were not found"
     written: set[str] = set()
-    for name, overrides in calls:
-        config = load_config(ROOT / "configs" / "puppet" / f"{name}.yaml", overrides)
+    for name, config in calls:
         for field, value in vars(config.model).items():
             if isinstance(value, str) and value.startswith("runs/"):
                 run = value.split("/export/")[0]
@@ -46,7 +45,6 @@ def test_each_recipe_stage_reads_only_exports_of_earlier_stages():
 
 
 def test_the_recipe_ships_the_exports_of_stages_it_trains():
-    written = {load_config(ROOT / "configs" / "puppet" / f"{name}.yaml", overrides).output.dir
-               for name, overrides in recipe_calls()}  # fmt: skip
+    written = {config.output.dir for _, config in recipe_configs()}
     shipped = re.findall(r"cp -r (runs/\S+?)/export", RECIPE.read_text())
     assert len(shipped) == 2 and set(shipped) <= written
