@@ -83,3 +83,23 @@ def test_puppet_evaluation_prints_rows_targets_and_json(model, tmp_path, capsys)
 def test_evaluate_needs_folders_or_puppet(capsys):
     assert main(["evaluate"]) == 2
     assert "--puppet" in capsys.readouterr().err
+
+
+def test_puppet_evaluation_with_a_motion_module_on_consecutive_frames(model, tmp_path, capsys):
+    from magicpose.models.motion_module import build_motion_adapter, save_motion_adapter
+
+    adapter = save_motion_adapter(build_motion_adapter("tiny", seed=5, zero_init=False), tmp_path / "motion_adapter")
+    report = tmp_path / "motion.json"
+    arguments = ["evaluate", "--puppet", "--model", str(model), "--videos", "1", "--frames", "3", "--steps", "1",
+                 "--size", "32", "--no-baseline", "--no-vae-ceiling", "--frame-stride", "1"]  # fmt: skip
+    assert main([*arguments, "--json", str(report)]) == 0
+    plain = json.loads(report.read_text())["rows"]["model"]
+    assert main([*arguments, "--motion-adapter", str(adapter), "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "with the motion module" in out and "(every 1)" in out and "background_flicker" in out
+    saved = json.loads(report.read_text())
+    assert saved["options"]["frame_stride"] == 1 and saved["motion_adapter"] == str(adapter)
+    with_motion = saved["rows"]["model"]
+    assert np.isfinite(with_motion["frame_difference_error"]) and with_motion != plain  # the temporal layers act
+    assert main([*arguments, "--frame-stride", "0"]) == 2
+    assert "--frame-stride must be at least 1" in capsys.readouterr().err

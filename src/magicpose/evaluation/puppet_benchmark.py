@@ -4,32 +4,51 @@ As in the TikTok protocol, the reference is the first frame of a video and the d
 video's own later frames, so every generated frame has a ground truth. The puppet world adds what real
 data lacks: the person mask, the part map and the empty scene, hence masked PSNR/SSIM, person-mask
 IoU and identity colour error (`magicpose.evaluation.puppet_metrics`), next to the paper's
-SSIM/PSNR/L1 (`magicpose.evaluation.frame_metrics`, DisCo protocol).
+SSIM/PSNR/L1 (`magicpose.evaluation.frame_metrics`, DisCo protocol), and two measures of temporal
+consistency between consecutive generated frames (`magicpose.evaluation.temporal_metrics`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from magicpose.evaluation import frame_metrics, puppet_metrics
+from magicpose.evaluation import frame_metrics, puppet_metrics, temporal_metrics
 
-METRICS = (
+FRAME_METRICS = (
     "masked_psnr", "masked_ssim", "mask_iou", "identity_colour_error", "ssim", "psnr", "l1",
 )  # fmt: skip
+TEMPORAL_METRICS = ("frame_difference_error", "background_flicker")  # per pair of consecutive frames
+METRICS = FRAME_METRICS + TEMPORAL_METRICS
 
 
 @dataclass
 class PuppetEvaluation:
-    """Per-frame scores (one dict per generated frame) and their means."""
+    """Per-frame scores (one dict per generated frame), per-pair scores (one dict per two consecutive
+    frames of a video) and their means; a measure with no finite value (one frame per video) is nan."""
 
     per_frame: list[dict[str, float]] = field(default_factory=list)
+    per_pair: list[dict[str, float]] = field(default_factory=list)
 
     def mean(self) -> dict[str, float]:
-        return {name: float(np.nanmean([row[name] for row in self.per_frame])) for name in METRICS}
+        rows = {**{name: self.per_frame for name in FRAME_METRICS}, **{name: self.per_pair for name in TEMPORAL_METRICS}}
+        return {name: _finite_mean([row[name] for row in rows[name]]) for name in METRICS}
+
+    def add_video(self, generated: list[np.ndarray], targets: list, background: np.ndarray) -> None:
+        """Score one video's uint8 frames against its `PuppetFrame`s, frame by frame and pair by pair."""
+        self.per_frame.extend(score_frame(frame, target, background) for frame, target in zip(generated, targets))
+        self.per_pair.extend(
+            score_pair(generated[k - 1], generated[k], targets[k - 1], targets[k]) for k in range(1, len(generated))
+        )
+
+
+def _finite_mean(values: list[float]) -> float:
+    finite = [value for value in values if np.isfinite(value)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def score_frame(generated: np.ndarray, truth, background: np.ndarray) -> dict[str, float]:
@@ -46,6 +65,19 @@ def score_frame(generated: np.ndarray, truth, background: np.ndarray) -> dict[st
         "psnr": frame_metrics.psnr(generated, truth.image, protocol="disco"),
         "l1": frame_metrics.l1(generated, truth.image, protocol="disco"),
     }
+
+
+def score_pair(generated_previous: np.ndarray, generated: np.ndarray, truth_previous, truth) -> dict[str, float]:
+    """The temporal metrics of two consecutive generated frames against their `PuppetFrame`s. The
+    scene is static (a fixed camera), so nothing should change more than a pixel away from the person
+    in either frame (the pixel next to the mask holds its anti-aliased edge)."""
+    person = (np.asarray(truth_previous.mask, bool) | np.asarray(truth.mask, bool)).astype(np.uint8)
+    still = cv2.dilate(person, np.ones((3, 3), np.uint8)) == 0
+    return {
+        "frame_difference_error": temporal_metrics.frame_difference_error(
+            generated_previous, generated, truth_previous.image, truth.image),
+        "background_flicker": temporal_metrics.static_flicker(generated_previous, generated, still),
+    }  # fmt: skip
 
 
 def evaluate_on_puppets(
@@ -85,9 +117,7 @@ def evaluate_on_puppets(
             generator=torch.Generator().manual_seed(seed), height=size, width=size, output_type="np",
             start_from_reference=start_from_reference,
         )  # fmt: skip
-        background = video.background
-        for generated, target in zip(output.frames, targets):
-            result.per_frame.append(score_frame(_to_uint8(generated), target, background))
+        result.add_video([_to_uint8(frame) for frame in output.frames], targets, video.background)
     return result
 
 
@@ -106,8 +136,8 @@ def reconstruct_puppets(
         images = pipeline.image_processor.preprocess(unit_float(np.stack([t.image for t in targets])), height=size, width=size)
         with torch.no_grad():
             decoded = pipeline.decode_latents(pipeline.encode_reference(images), frames_per_video)
-        for reconstruction, target in zip(pipeline.image_processor.postprocess(decoded, output_type="np"), targets):
-            result.per_frame.append(score_frame(_to_uint8(reconstruction), target, video.background))
+        reconstructions = pipeline.image_processor.postprocess(decoded, output_type="np")
+        result.add_video([_to_uint8(frame) for frame in reconstructions], targets, video.background)
     return result
 
 
@@ -147,6 +177,7 @@ def target_lines(model: dict[str, float], baseline: dict[str, float] | None = No
 def format_rows(rows: dict[str, dict[str, float]]) -> str:
     """A plain-text table: one row per evaluated model, one column per metric."""
     width = max(len(label) for label in rows) + 2
-    header = f"{'':<{width}}" + "".join(f"{name:>23}" for name in METRICS)
-    body = [f"{label:<{width}}" + "".join(f"{row[name]:>23.4f}" for name in METRICS) for label, row in rows.items()]
+    columns = {name: max(len(name), 9) + 2 for name in METRICS}
+    header = f"{'':<{width}}" + "".join(f"{name:>{columns[name]}}" for name in METRICS)
+    body = [f"{label:<{width}}" + "".join(f"{row[name]:>{columns[name]}.4f}" for name in METRICS) for label, row in rows.items()]
     return "\n".join([header, *body])

@@ -62,6 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="held-out puppets: test (report) or val (for choosing settings) (default: %(default)s)")  # fmt: skip
     puppet.add_argument("--videos", type=int, default=8, help="test videos (default: %(default)s)")
     puppet.add_argument("--frames", type=int, default=8, help="generated frames per video (default: %(default)s)")
+    puppet.add_argument("--frame-stride", type=int, default=3,
+                        help="video frames between generated frames: 3 = 5 fps of the 15-fps puppet videos, "
+                             "1 = every frame, for the temporal measures of a motion module (default: %(default)s)")  # fmt: skip
+    puppet.add_argument("--motion-adapter", help="motion module (MotionAdapter folder or AnimateDiff .ckpt) in the "
+                        "base UNet: each video is one clip (docs/motion_module.md)")  # fmt: skip
     puppet.add_argument("--size", type=int, default=128, help="frame size in pixels (default: %(default)s)")
     puppet.add_argument("--steps", type=int, default=DEFAULT_MODEL_STEPS, help="denoising steps (default: the embedded model's %(default)s)")
     puppet.add_argument("--guidance", type=float, default=DEFAULT_MODEL_GUIDANCE,
@@ -140,11 +145,15 @@ def run_puppet(args: argparse.Namespace) -> int:
     from magicpose.models.default import default_model_folder
     from magicpose.pipelines.assembly import load_pipeline
 
-    for name in ("videos", "frames", "steps"):
+    for name in ("videos", "frames", "steps", "frame_stride"):
         if getattr(args, name) < 1:
-            raise InputError(f"--{name} must be at least 1")
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     folder = args.model or default_model_folder()
     pipeline = load_pipeline(folder)
+    if args.motion_adapter:
+        from magicpose.models.motion_module import build_motion_unet, load_motion_adapter
+
+        pipeline.unet = build_motion_unet(pipeline.unet, load_motion_adapter(args.motion_adapter))
     pipeline.set_progress_bar_config(disable=True)
     if args.scheduler:
         from magicpose.pipelines.schedulers import scheduler_named
@@ -152,6 +161,7 @@ def run_puppet(args: argparse.Namespace) -> int:
         pipeline.scheduler = scheduler_named(args.scheduler, pipeline.scheduler.config)
     options = dict(videos=args.videos, frames_per_video=args.frames, size=args.size, num_inference_steps=args.steps,
                    guidance_scale=args.guidance, seed=args.seed, split=args.split, hands=not args.no_hands, face=not args.no_face,
+                   frame_stride=args.frame_stride,
                    start_from_reference=pipeline.config.start_from_reference if args.start_from_reference is None
                    else args.start_from_reference)  # fmt: skip
     label = "pose ControlNet only" if args.no_reference else "model"
@@ -167,18 +177,20 @@ def run_puppet(args: argparse.Namespace) -> int:
             baseline_label += " (the model's own ControlNet)"
         baseline = rows[baseline_label] = evaluate_on_puppets(pipeline, reference=False, **options).mean()
     if args.vae_ceiling:
-        clips = {name: options[name] for name in ("videos", "frames_per_video", "size", "split")}
+        clips = {name: options[name] for name in ("videos", "frames_per_video", "size", "split", "frame_stride")}
         rows["VAE reconstruction (ceiling)"] = reconstruct_puppets(pipeline, **clips).mean()
 
     driving = "full skeletons" if not (args.no_hands or args.no_face) else "skeletons without " + " and ".join(
         part for part, off in (("hands", args.no_hands), ("face", args.no_face)) if off)  # fmt: skip
     start = "the noised reference" if options["start_from_reference"] else "pure noise"
-    print(f"{folder}: {args.videos} {args.split} puppets x {args.frames} frames at {args.size}px, {args.steps} steps of "
+    motion = f" with the motion module {args.motion_adapter}" if args.motion_adapter else ""
+    print(f"{folder}{motion}: {args.videos} {args.split} puppets x {args.frames} frames (every {args.frame_stride}) "
+          f"at {args.size}px, {args.steps} steps of "
           f"{type(pipeline.scheduler).__name__} from {start}, guidance {args.guidance}, {driving}")  # fmt: skip
     print(format_rows(rows))
     if not args.no_reference:
         print("\n".join(target_lines(rows["model"], baseline)))
     if args.json:
-        write_json({"model": str(folder), "scheduler": type(pipeline.scheduler).__name__, "options": options, "rows": rows}, args.json)
+        write_json({"model": str(folder), "motion_adapter": args.motion_adapter, "scheduler": type(pipeline.scheduler).__name__, "options": options, "rows": rows}, args.json)
         print(f"wrote {args.json}")
     return 0
