@@ -8,6 +8,7 @@ import pytest
 from magicpose.data.puppet.examples import retargeting_example
 from magicpose.interfaces.cli import main
 from magicpose.media import read_image, read_video
+from magicpose.models.default import DEFAULT_MODEL_GUIDANCE
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 from tests.dummy_components import get_dummy_components
 
@@ -103,3 +104,7 @@ def test_puppet_evaluation_with_a_motion_module_on_consecutive_frames(model, tmp
     assert np.isfinite(with_motion["frame_difference_error"]) and with_motion != plain  # the temporal layers act
     assert main([*arguments, "--frame-stride", "0"]) == 2
     assert "--frame-stride must be at least 1" in capsys.readouterr().err
+    assert main([*arguments, "--guidance-interval", "500", "1000"]) == 0
+    assert f"guidance {DEFAULT_MODEL_GUIDANCE} in (500, 1000]" in capsys.readouterr().out
+    assert main([*arguments, "--guidance-interval", "600", "400"]) == 2
+    assert "0 <= LOW < HIGH" in capsys.readouterr().err

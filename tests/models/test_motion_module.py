@@ -214,7 +214,7 @@ def test_stage_three_training_step_moves_only_the_temporal_layers(components):
 
     from magicpose.training.motion_stage import MotionStage
 
-    config = SimpleNamespace(model=SimpleNamespace(motion_adapter=None, seed=0))
+    config = SimpleNamespace(model=SimpleNamespace(motion_adapter=None, seed=0), train=SimpleNamespace(shared_noise=0.0))
     stage = MotionStage(dict(components), config)
     generator = torch.Generator().manual_seed(0)
     batch = {
@@ -234,3 +234,17 @@ def test_stage_three_training_step_moves_only_the_temporal_layers(components):
     assert sum(p.numel() for p in adapter.parameters()) == sum(p.numel() for name, p in stage.named_parameters() if name in trained)
     for module in (components["unet"], components["appearance_control"], components["pose_control"]):
         module.requires_grad_(False)  # leave the shared fixture as it was
+
+
+def test_clip_noise_shares_the_asked_fraction_of_its_variance_within_a_clip():
+    from magicpose.training.motion_stage import clip_noise
+
+    shape = torch.Size((2 * 16, 4, 16, 16))  # 2 clips of 16 frames, clip-major
+    independent = clip_noise(shape, 2, 0.0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(independent, torch.randn(shape, generator=torch.Generator().manual_seed(0)))
+    for shared in (0.5, 0.9, 1.0):
+        noise = clip_noise(shape, 2, shared, torch.Generator().manual_seed(0)).view(2, 16, -1)
+        assert noise.var().item() == pytest.approx(1.0, abs=0.03)
+        within = torch.corrcoef(noise[0, :2])[0, 1].item()  # two frames of one clip
+        across = torch.corrcoef(torch.stack([noise[0, 0], noise[1, 0]]))[0, 1].item()  # the same frame of two clips
+        assert within == pytest.approx(shared, abs=0.03) and abs(across) < 0.03

@@ -4,6 +4,7 @@ import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
+from magicpose.pipelines.image_guidance import guidance_scale_at
 from magicpose.pipelines.official_sampling import official_style_denoise
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 from tests.dummy_components import get_dummy_components, get_dummy_inputs
@@ -85,6 +86,31 @@ def test_guidance_scale_one_skips_the_unconditional_branch(pipeline):
     finally:
         hook.remove()
     assert len(calls) == 2
+
+
+def test_guidance_interval_guides_only_the_steps_inside_it(pipeline):
+    noise, reference, poses, context = _inputs(frames=1)
+    run = lambda **options: pipeline.denoise(noise, reference, poses, context, num_inference_steps=4,  # noqa: E731
+                                             **{"guidance_scale": 5.0, **options})  # fmt: skip
+    guided, unguided = run(), run(guidance_scale=1.0)
+    torch.testing.assert_close(run(guidance_interval=(0, 1000)), guided)  # every timestep is inside
+    torch.testing.assert_close(run(guidance_interval=(990, 1000)), unguided)  # none is (the first is 751)
+    calls = []
+    hook = pipeline.unet.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        partly = run(guidance_interval=(500, 1000))  # the first two of 751, 501, 251, 1
+    finally:
+        hook.remove()
+    assert len(calls) == 4 + 2  # one conditional call per step, one unconditional per guided step
+    assert not torch.allclose(partly, guided) and not torch.allclose(partly, unguided)
+    with pytest.raises(ValueError, match="guidance interval"):
+        run(guidance_interval=(600, 400))
+
+
+def test_guidance_scale_at_is_the_scale_inside_the_interval_and_one_outside():
+    assert guidance_scale_at(800, 3.0) == 3.0
+    assert guidance_scale_at(torch.tensor(800), 3.0, (200, 800)) == 3.0
+    assert guidance_scale_at(200, 3.0, (200, 800)) == 1.0 and guidance_scale_at(801, 3.0, (200, 800)) == 1.0
 
 
 def test_no_reference_is_the_pose_controlnet_alone(pipeline):

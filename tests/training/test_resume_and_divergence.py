@@ -99,3 +99,5 @@ def test_ema_decay_outside_0_1_is_an_error(tmp_path):
 
     with pytest.raises(InputError, match="ema_decay"):
         tiny_config("pose", tmp_path, train={"ema_decay": 1.0})
+    with pytest.raises(InputError, match=r"shared_noise must lie in \[0, 1\]"):
+        tiny_config("motion", tmp_path, train={"shared_noise": 1.5})

@@ -29,14 +29,14 @@ METRICS = FRAME_METRICS + TEMPORAL_METRICS
 @dataclass
 class PuppetEvaluation:
     """Per-frame scores (one dict per generated frame), per-pair scores (one dict per two consecutive
-    frames of a video) and their means; a measure with no finite value (one frame per video) is nan."""
+    frames of a video) and their means; a measure with no value (one frame per video: no pair) is nan."""
 
     per_frame: list[dict[str, float]] = field(default_factory=list)
     per_pair: list[dict[str, float]] = field(default_factory=list)
 
     def mean(self) -> dict[str, float]:
         rows = {**{name: self.per_frame for name in FRAME_METRICS}, **{name: self.per_pair for name in TEMPORAL_METRICS}}
-        return {name: _finite_mean([row[name] for row in rows[name]]) for name in METRICS}
+        return {name: _mean_of_numbers([row[name] for row in rows[name]]) for name in METRICS}
 
     def add_video(self, generated: list[np.ndarray], targets: list, background: np.ndarray) -> None:
         """Score one video's uint8 frames against its `PuppetFrame`s, frame by frame and pair by pair."""
@@ -46,9 +46,10 @@ class PuppetEvaluation:
         )
 
 
-def _finite_mean(values: list[float]) -> float:
-    finite = [value for value in values if np.isfinite(value)]
-    return float(np.mean(finite)) if finite else float("nan")
+def _mean_of_numbers(values: list[float]) -> float:
+    """The mean, nan values left out (a frame without a person has no masked PSNR); nan when none is left."""
+    numbers = [value for value in values if not np.isnan(value)]
+    return float(np.mean(numbers)) if numbers else float("nan")
 
 
 def score_frame(generated: np.ndarray, truth, background: np.ndarray) -> dict[str, float]:
@@ -96,13 +97,14 @@ def evaluate_on_puppets(
     frame_stride: int = 3,
     progress: bool = True,
     start_from_reference: bool | None = None,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> PuppetEvaluation:
     """Generate `frames_per_video` frames for each of the first `videos` videos of `split` and score them.
 
     `hands=False` / `face=False` drop those parts from the driving skeletons (the paper's test of the
     masking augmentation: poses whose hands or face were not detected). `reference=False` runs the
     pipeline without its appearance branch (the pose-ControlNet-only baseline). `start_from_reference`:
-    see `MagicPosePipeline.__call__` (None: the model's own setting).
+    see `MagicPosePipeline.__call__` (None: the model's own setting), as `guidance_interval`.
     """
     from magicpose.poses.augment import mask_face_and_hands
     from magicpose.poses.types import PoseSequence
@@ -115,7 +117,7 @@ def evaluate_on_puppets(
             video.frame(0).image if reference else None, PoseSequence(driving, size, size),
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
             generator=torch.Generator().manual_seed(seed), height=size, width=size, output_type="np",
-            start_from_reference=start_from_reference,
+            start_from_reference=start_from_reference, guidance_interval=guidance_interval,
         )  # fmt: skip
         result.add_video([_to_uint8(frame) for frame in output.frames], targets, video.background)
     return result

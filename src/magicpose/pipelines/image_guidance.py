@@ -21,3 +21,21 @@ def image_guidance(
     if scale == 1.0:
         return eps_conditional
     return guided_epsilon(eps_conditional, unconditional(), scale)
+
+
+def guidance_scale_at(timestep, scale: float, interval: tuple[float, float] | None = None) -> float:
+    """The guidance weight at one sampling timestep: `scale` for timesteps t with low < t <= high,
+    1 (the conditional model alone) elsewhere; everywhere when `interval` is None.
+
+    Guidance limited to an interval of noise levels (Kynkäänniemi et al. 2024, "Applying Guidance in a
+    Limited Interval Improves Sample and Distribution Quality in Diffusion Models", Sec. 3): it is
+    needed in the middle of sampling, harmful at the noisiest levels and useless at the cleanest,
+    where outside the interval the unconditional branch need not run at all.
+    """
+    if interval is None:
+        return scale
+    low, high = interval
+    if not 0 <= low < high:
+        raise ValueError(f"a guidance interval is (low, high) timesteps with 0 <= low < high, got {interval}")
+    return scale if low < float(timestep) <= high else 1.0
+

@@ -18,7 +18,7 @@ from magicpose.models.appearance_control import AppearanceControlModel
 from magicpose.models.magicpose_model import MagicPoseModel
 from magicpose.models.motion_module import is_motion_unet
 from magicpose.models.text_context import TextContext, encode_prompt
-from magicpose.pipelines.image_guidance import image_guidance
+from magicpose.pipelines.image_guidance import guidance_scale_at, image_guidance
 from magicpose.pipelines.windows import denoise_in_windows
 
 
@@ -152,6 +152,7 @@ class MagicPosePipeline(DiffusionPipeline):
         window_frames: int = 16,
         window_overlap: int = 4,
         start_from_reference: bool = False,
+        guidance_interval: tuple[float, float] | None = None,
     ) -> torch.Tensor:
         """The sampling loop in latent space: N frames from initial noise (1 or N, 4, h, w).
 
@@ -161,7 +162,7 @@ class MagicPosePipeline(DiffusionPipeline):
         `reference_latents=None` switches the appearance branch off: the base UNet with the pose
         ControlNet alone (the first row of the paper's ablation, Table 3). `start_from_reference` mixes
         the reference latents into the initial noise as the scheduler's forward process does at the
-        first timestep (`add_noise`); it needs `reference_latents`.
+        first timestep (`add_noise`); it needs `reference_latents`. `guidance_interval`: see `__call__`.
         """
         frames = pose_images.shape[0]
         latents = latents.expand(frames, -1, -1, -1).clone() if latents.shape[0] == 1 else latents.clone()
@@ -184,13 +185,14 @@ class MagicPosePipeline(DiffusionPipeline):
         with self.progress_bar(total=len(timesteps) * frames) as progress:
             progress.unit = "frame-step"
             for t in timesteps:
+                scale = guidance_scale_at(t, guidance_scale, guidance_interval)
                 model_input = self.scheduler.scale_model_input(latents, t)
                 # The reference branch does not depend on the frame: one pass per step serves every chunk.
                 features = None if reference_latents is None else model.encode_reference(reference_latents, t, context)
                 if is_motion_unet(self.unet):
                     # Frames of a clip attend to each other: overlapping windows, each one clip, blended.
                     noise_pred = denoise_in_windows(
-                        model, model_input, t, context, pose_images, features, guidance_scale,
+                        model, model_input, t, context, pose_images, features, scale,
                         window=window_frames, overlap=window_overlap,
                     )  # fmt: skip
                     progress.update(frames)
@@ -200,7 +202,7 @@ class MagicPosePipeline(DiffusionPipeline):
                         chunks.append(image_guidance(
                             lambda: model(chunk, t, context, pose_images=poses_chunk, reference_features=features),
                             lambda: model(chunk, t, context),
-                            guidance_scale,
+                            scale,
                         ))  # fmt: skip
                         progress.update(chunk.shape[0])
                     noise_pred = torch.cat(chunks)
@@ -226,6 +228,7 @@ class MagicPosePipeline(DiffusionPipeline):
         output_type: str = "pil",
         return_dict: bool = True,
         start_from_reference: bool | None = None,
+        guidance_interval: tuple[float, float] | None = None,
     ) -> MagicPosePipelineOutput | tuple:
         """Generate one frame per pose: the reference person performing the poses.
 
@@ -256,6 +259,9 @@ class MagicPosePipeline(DiffusionPipeline):
                 (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed", Sec. 2).
                 The reference shares the target's scene and person, so its noised latents come close to
                 the input training saw.
+            guidance_interval: (low, high) training timesteps: guidance only at sampling timesteps t with
+                low < t <= high, the conditional model alone elsewhere (Kynkäänniemi et al. 2024); None
+                (default, as the official code): guidance at every step.
         Returns:
             `MagicPosePipelineOutput` with N frames (or a tuple holding the frames).
         """
@@ -285,6 +291,7 @@ class MagicPosePipeline(DiffusionPipeline):
             window_frames=window_frames, window_overlap=window_overlap,
             start_from_reference=reference_latents is not None and (
                 self.config.start_from_reference if start_from_reference is None else start_from_reference),
+            guidance_interval=guidance_interval,
         )  # fmt: skip
 
         if output_type == "latent":

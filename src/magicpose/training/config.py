@@ -76,6 +76,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     image_guidance_dropout: float = 0.0  # probability of dropping reference and pose (official: 0)
     ema_decay: float | None = None  # EMA of the trained weights (e.g. 0.9999), checkpointed; validation and export use it
+    shared_noise: float = 0.0  # motion stage: fraction of the noise variance a clip's frames share (0: AnimateDiff's independent noise)
     kl_weight: float = 1e-6  # VAE stage only
     seed: int = 42
     cpu: bool = False  # force CPU even where CUDA exists
@@ -207,6 +208,7 @@ def validate(config: TrainingConfig, where: str = "config") -> None:
         (t.mixed_precision in ("no", "fp16", "bf16"), "train.mixed_precision must be no, fp16 or bf16"),
         (0.0 <= t.image_guidance_dropout <= 1.0, "train.image_guidance_dropout must lie in [0, 1]"),
         (t.ema_decay is None or 0.0 < t.ema_decay < 1.0, "train.ema_decay must lie in (0, 1), or be null for no EMA"),
+        (0.0 <= t.shared_noise <= 1.0, "train.shared_noise must lie in [0, 1]"),
         (0.0 <= d.face_mask_probability <= 1.0, "data.face_mask_probability must lie in [0, 1]"),
         (0.0 <= d.hand_mask_probability <= 1.0, "data.hand_mask_probability must lie in [0, 1]"),
         (d.size >= 16 and d.size % 8 == 0, "data.size must be a multiple of 8, at least 16"),

@@ -25,6 +25,23 @@ from magicpose.models.motion_module import (
 )
 
 
+def clip_noise(shape: torch.Size, clips: int, shared: float, generator: torch.Generator) -> torch.Tensor:
+    """Unit-variance noise for `clips` clips of frames laid out clip-major, (clips x F, C, h, w), whose
+    frames share the fraction `shared` of its variance: sqrt(s) eps_clip + sqrt(1 - s) eps_frame.
+
+    The mixed noise prior of PYoCo (Ge et al. 2023, "Preserve Your Own Correlation: A Noise Prior for
+    Video Diffusion Models", Eq. 3, with s = alpha^2 / (1 + alpha^2)). MagicPose samples every frame of a
+    video from one shared draw, so a motion module trained on independent noise (s = 0, AnimateDiff)
+    meets at inference inputs it never saw; s near 1 trains it on what it will be given.
+    """
+    independent = torch.randn(shape, generator=generator)
+    if shared == 0.0:
+        return independent  # the same draws as before the option existed
+    per_clip = torch.randn((clips, 1, *shape[1:]), generator=generator)
+    common = per_clip.expand(clips, shape[0] // clips, *shape[1:]).reshape(shape)
+    return shared**0.5 * common + (1.0 - shared) ** 0.5 * independent
+
+
 class MotionStage(torch.nn.Module):
     """`forward(batch, generator) -> loss` for clip batches: reference (B, 3, H, W), target and
     pose_image (B, F, 3, H, W). Starts from `config.model.motion_adapter` (an AnimateDiff v2 file or
@@ -51,6 +68,7 @@ class MotionStage(torch.nn.Module):
         self.model = MagicPoseModel(motion_unet, components["appearance_control"], components["pose_control"])
         set_motion_training(self.model)
         self.schedule = DDPMScheduler(**OFFICIAL_SCHEDULE)
+        self.shared_noise = float(config.train.shared_noise)
 
     @torch.no_grad()
     def _encode(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -62,7 +80,7 @@ class MotionStage(torch.nn.Module):
         clips, frames = batch["target"].shape[:2]
         latents = self._encode(torch.cat([batch["target"].flatten(0, 1), batch["reference"]]), generator)
         target, reference = latents[: clips * frames], latents[clips * frames :]
-        noise = torch.randn(target.shape, generator=generator).to(target)
+        noise = clip_noise(target.shape, clips, self.shared_noise, generator).to(target)
         clip_timesteps = torch.randint(0, self.schedule.config.num_train_timesteps, (clips,), generator=generator)
         timesteps = clip_timesteps.repeat_interleave(frames).to(target.device)
         noisy = self.schedule.add_noise(target, noise, timesteps)

@@ -71,6 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     puppet.add_argument("--steps", type=int, default=DEFAULT_MODEL_STEPS, help="denoising steps (default: the embedded model's %(default)s)")
     puppet.add_argument("--guidance", type=float, default=DEFAULT_MODEL_GUIDANCE,
                         help="image guidance scale; 1 = off (default: the embedded model's %(default)s)")  # fmt: skip
+    puppet.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="guide only at sampling timesteps t with LOW < t <= HIGH (of 1000), the conditional "
+                             "model alone elsewhere (Kynkäänniemi et al. 2024; default: every step)")  # fmt: skip
     puppet.add_argument("--seed", type=int, default=42)
     puppet.add_argument("--scheduler", choices=SCHEDULER_NAMES, help="sampler (default: the model's own)")
     puppet.add_argument("--start-from-reference", action=argparse.BooleanOptionalAction,
@@ -148,6 +151,8 @@ def run_puppet(args: argparse.Namespace) -> int:
     for name in ("videos", "frames", "steps", "frame_stride"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.guidance_interval and not 0 <= args.guidance_interval[0] < args.guidance_interval[1]:
+        raise InputError(f"--guidance-interval LOW HIGH needs 0 <= LOW < HIGH, got {args.guidance_interval}")
     folder = args.model or default_model_folder()
     pipeline = load_pipeline(folder)
     if args.motion_adapter:
@@ -162,6 +167,7 @@ def run_puppet(args: argparse.Namespace) -> int:
     options = dict(videos=args.videos, frames_per_video=args.frames, size=args.size, num_inference_steps=args.steps,
                    guidance_scale=args.guidance, seed=args.seed, split=args.split, hands=not args.no_hands, face=not args.no_face,
                    frame_stride=args.frame_stride,
+                   guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None,
                    start_from_reference=pipeline.config.start_from_reference if args.start_from_reference is None
                    else args.start_from_reference)  # fmt: skip
     label = "pose ControlNet only" if args.no_reference else "model"
@@ -184,9 +190,10 @@ def run_puppet(args: argparse.Namespace) -> int:
         part for part, off in (("hands", args.no_hands), ("face", args.no_face)) if off)  # fmt: skip
     start = "the noised reference" if options["start_from_reference"] else "pure noise"
     motion = f" with the motion module {args.motion_adapter}" if args.motion_adapter else ""
+    interval = f" in ({options['guidance_interval'][0]:g}, {options['guidance_interval'][1]:g}]" if options["guidance_interval"] else ""
     print(f"{folder}{motion}: {args.videos} {args.split} puppets x {args.frames} frames (every {args.frame_stride}) "
           f"at {args.size}px, {args.steps} steps of "
-          f"{type(pipeline.scheduler).__name__} from {start}, guidance {args.guidance}, {driving}")  # fmt: skip
+          f"{type(pipeline.scheduler).__name__} from {start}, guidance {args.guidance}{interval}, {driving}")  # fmt: skip
     print(format_rows(rows))
     if not args.no_reference:
         print("\n".join(target_lines(rows["model"], baseline)))
