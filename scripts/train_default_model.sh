@@ -66,3 +66,8 @@ rm -rf $partial && cp -r runs/puppet/stage2_pose_annealed/export $partial
 cp -r runs/puppet/controlnet_annealed/export/pose_control $partial/pretrained_pose_control
 rm -rf src/magicpose/default_model && mv $partial src/magicpose/default_model
 echo "$(date +%T) default model: src/magicpose/default_model ($(du -sh src/magicpose/default_model | cut -f1))"
+
+# Stage 3 (optional): a motion module on the shipped model, first on AnimateDiff's independent noise,
+# then on noise a clip's frames mostly share, as the shipped model samples (docs: "Stage 3").
+train stage3_motion
+train stage3_motion_shared_noise

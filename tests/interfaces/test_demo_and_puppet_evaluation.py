@@ -102,6 +102,10 @@ def test_puppet_evaluation_with_a_motion_module_on_consecutive_frames(model, tmp
     assert saved["options"]["frame_stride"] == 1 and saved["motion_adapter"] == str(adapter)
     with_motion = saved["rows"]["model"]
     assert np.isfinite(with_motion["frame_difference_error"]) and with_motion != plain  # the temporal layers act
+    assert main([*arguments, "--noise-per-frame", "--json", str(report)]) == 0
+    assert "noise drawn per frame" in capsys.readouterr().out
+    per_frame = json.loads(report.read_text())["rows"]["model"]
+    assert per_frame != plain and per_frame["background_flicker"] != plain["background_flicker"]
     assert main([*arguments, "--frame-stride", "0"]) == 2
     assert "--frame-stride must be at least 1" in capsys.readouterr().err
     assert main([*arguments, "--guidance-interval", "500", "1000"]) == 0

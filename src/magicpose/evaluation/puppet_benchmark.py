@@ -98,6 +98,7 @@ def evaluate_on_puppets(
     progress: bool = True,
     start_from_reference: bool | None = None,
     guidance_interval: tuple[float, float] | None = None,
+    noise_per_frame: bool = False,
 ) -> PuppetEvaluation:
     """Generate `frames_per_video` frames for each of the first `videos` videos of `split` and score them.
 
@@ -105,6 +106,8 @@ def evaluate_on_puppets(
     masking augmentation: poses whose hands or face were not detected). `reference=False` runs the
     pipeline without its appearance branch (the pose-ControlNet-only baseline). `start_from_reference`:
     see `MagicPosePipeline.__call__` (None: the model's own setting), as `guidance_interval`.
+    `noise_per_frame`: an independent draw of initial noise per frame instead of the one draw every
+    frame shares (the official sampling), as AnimateDiff samples.
     """
     from magicpose.poses.augment import mask_face_and_hands
     from magicpose.poses.types import PoseSequence
@@ -113,10 +116,15 @@ def evaluate_on_puppets(
     result = PuppetEvaluation()
     for video, targets in _reenactment_clips(split, videos, frames_per_video, size, frame_stride, progress):
         driving = [mask_face_and_hands(t.pose, unused, float(not face), float(not hands)) for t in targets]
+        generator = torch.Generator().manual_seed(seed)
+        latents = None
+        if noise_per_frame:
+            side = size // pipeline.vae_scale_factor
+            latents = torch.randn((len(targets), pipeline.unet.config.in_channels, side, side), generator=generator)
         output = pipeline(
             video.frame(0).image if reference else None, PoseSequence(driving, size, size),
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-            generator=torch.Generator().manual_seed(seed), height=size, width=size, output_type="np",
+            generator=generator, latents=latents, height=size, width=size, output_type="np",
             start_from_reference=start_from_reference, guidance_interval=guidance_interval,
         )  # fmt: skip
         result.add_video([_to_uint8(frame) for frame in output.frames], targets, video.background)

@@ -65,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     puppet.add_argument("--frame-stride", type=int, default=3,
                         help="video frames between generated frames: 3 = 5 fps of the 15-fps puppet videos, "
                              "1 = every frame, for the temporal measures of a motion module (default: %(default)s)")  # fmt: skip
+    puppet.add_argument("--noise-per-frame", action="store_true",
+                        help="an independent draw of initial noise per frame (AnimateDiff's sampling) instead of "
+                             "one draw for every frame (the official MagicPose sampling)")  # fmt: skip
     puppet.add_argument("--motion-adapter", help="motion module (MotionAdapter folder or AnimateDiff .ckpt) in the "
                         "base UNet: each video is one clip (docs/motion_module.md)")  # fmt: skip
     puppet.add_argument("--size", type=int, default=128, help="frame size in pixels (default: %(default)s)")
@@ -168,6 +171,7 @@ def run_puppet(args: argparse.Namespace) -> int:
                    guidance_scale=args.guidance, seed=args.seed, split=args.split, hands=not args.no_hands, face=not args.no_face,
                    frame_stride=args.frame_stride,
                    guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None,
+                   noise_per_frame=args.noise_per_frame,
                    start_from_reference=pipeline.config.start_from_reference if args.start_from_reference is None
                    else args.start_from_reference)  # fmt: skip
     label = "pose ControlNet only" if args.no_reference else "model"
@@ -190,6 +194,7 @@ def run_puppet(args: argparse.Namespace) -> int:
         part for part, off in (("hands", args.no_hands), ("face", args.no_face)) if off)  # fmt: skip
     start = "the noised reference" if options["start_from_reference"] else "pure noise"
     motion = f" with the motion module {args.motion_adapter}" if args.motion_adapter else ""
+    motion += ", noise drawn per frame" if args.noise_per_frame else ""
     interval = f" in ({options['guidance_interval'][0]:g}, {options['guidance_interval'][1]:g}]" if options["guidance_interval"] else ""
     print(f"{folder}{motion}: {args.videos} {args.split} puppets x {args.frames} frames (every {args.frame_stride}) "
           f"at {args.size}px, {args.steps} steps of "
