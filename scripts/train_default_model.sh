@@ -59,15 +59,17 @@ train base_unet_annealed
 train stage2_pose_annealed
 train controlnet_annealed
 
-# The package's default model: the stage-2 pipeline on the annealed base, plus the pretrained ControlNet
-# (before stage 2, on the same base) that `magicpose evaluate --puppet` uses for its ControlNet-only baseline.
+# Stage 3: a motion module on that model, first on AnimateDiff's independent noise, then on noise a
+# clip's frames mostly share, as the model samples (docs: "Stage 3"); the second is shipped.
+train stage3_motion
+train stage3_motion_shared_noise
+
+# The package's default model: the stage-2 pipeline on the annealed base, its motion module, and the
+# pretrained ControlNet (before stage 2, on the same base) that `magicpose evaluate --puppet` uses for
+# its ControlNet-only baseline.
 partial=src/magicpose/default_model.partial
 rm -rf $partial && cp -r runs/puppet/stage2_pose_annealed/export $partial
+cp -r runs/puppet/stage3_motion_shared_noise/export/motion_adapter $partial/motion_adapter
 cp -r runs/puppet/controlnet_annealed/export/pose_control $partial/pretrained_pose_control
 rm -rf src/magicpose/default_model && mv $partial src/magicpose/default_model
 echo "$(date +%T) default model: src/magicpose/default_model ($(du -sh src/magicpose/default_model | cut -f1))"
-
-# Stage 3 (optional): a motion module on the shipped model, first on AnimateDiff's independent noise,
-# then on noise a clip's frames mostly share, as the shipped model samples (docs: "Stage 3").
-train stage3_motion
-train stage3_motion_shared_noise

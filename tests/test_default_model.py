@@ -17,6 +17,14 @@ def test_the_default_model_is_a_complete_safetensors_folder_within_40_mb():
     assert weights and all(path.suffix == ".safetensors" for path in weights)
     assert missing_parts(folder, PIPELINE_REQUIRED) == []
     assert (folder / "pretrained_pose_control" / "config.json").is_file()
+    assert (folder / "motion_adapter" / "config.json").is_file()  # stage 3, used by default
+
+
+def test_the_default_model_loads_with_its_motion_module_unless_told_not_to():
+    from magicpose.models.motion_module import is_motion_unet
+
+    assert is_motion_unet(load_pipeline(default_model_folder()).unet)
+    assert not is_motion_unet(load_pipeline(default_model_folder(), motion_module=False).unet)
 
 
 def test_the_default_model_reenacts_a_held_out_puppet():

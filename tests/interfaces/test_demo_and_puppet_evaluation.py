@@ -112,3 +112,29 @@ def test_puppet_evaluation_with_a_motion_module_on_consecutive_frames(model, tmp
     assert f"guidance {DEFAULT_MODEL_GUIDANCE} in (500, 1000]" in capsys.readouterr().out
     assert main([*arguments, "--guidance-interval", "600", "400"]) == 2
     assert "0 <= LOW < HIGH" in capsys.readouterr().err
+
+
+def test_a_model_folder_with_its_own_motion_module_uses_it_unless_told_not_to(model, tmp_path, capsys):
+    import shutil
+
+    from magicpose.errors import InputError
+    from magicpose.models.motion_module import build_motion_adapter, is_motion_unet, save_motion_adapter
+    from magicpose.pipelines.assembly import MOTION_ADAPTER, add_motion_module, load_pipeline
+
+    folder = tmp_path / "with_motion"
+    shutil.copytree(model, folder)
+    save_motion_adapter(build_motion_adapter("tiny", seed=5, zero_init=False), folder / MOTION_ADAPTER)
+    assert is_motion_unet(load_pipeline(folder).unet) and not is_motion_unet(load_pipeline(model).unet)
+    assert not is_motion_unet(load_pipeline(folder, motion_module=False).unet)
+    with pytest.raises(InputError, match="already has a motion module"):
+        add_motion_module(load_pipeline(folder), folder / MOTION_ADAPTER)
+
+    arguments = ["evaluate", "--puppet", "--model", str(folder), "--videos", "1", "--frames", "2", "--steps", "1",
+                 "--size", "32", "--no-baseline", "--no-vae-ceiling", "--frame-stride", "1"]  # fmt: skip
+    assert main(arguments) == 0
+    assert "with the motion module motion_adapter/" in capsys.readouterr().out
+    assert main([*arguments, "--no-motion-module"]) == 0
+    assert "motion module" not in capsys.readouterr().out
+    out = tmp_path / "demo.mp4"
+    assert main(["demo", "--model", str(folder), "--out", str(out), "--frames", "2", "--steps", "1"]) == 0
+    assert main(["demo", "--model", str(folder), "--out", str(out), "--frames", "2", "--steps", "1", "--no-motion-module"]) == 0

@@ -16,8 +16,15 @@ from magicpose.models.text_context import TextContext, encode_prompt
 PIPELINE_REQUIRED = ("unet", "appearance_control", "pose_control", "vae", "text_context", "scheduler")
 
 
-def load_pipeline(folder: str | Path, dtype: torch.dtype | None = None):
-    """A pipeline folder written by `save_pretrained` (ours, `magicpose convert` or training export)."""
+MOTION_ADAPTER = "motion_adapter"  # optional subfolder of a model folder: its own stage-3 motion module
+
+
+def load_pipeline(folder: str | Path, dtype: torch.dtype | None = None, motion_module: bool = True):
+    """A pipeline folder written by `save_pretrained` (ours, `magicpose convert` or training export).
+
+    A folder that holds its own motion module (`motion_adapter/`, a stage-3 `MotionAdapter` folder, as
+    the embedded model does) gets its temporal layers in the base UNet, unless `motion_module=False`.
+    """
     from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 
     folder = Path(folder)
@@ -30,7 +37,21 @@ def load_pipeline(folder: str | Path, dtype: torch.dtype | None = None):
     if missing:
         raise MissingWeightsError(f"model folder {folder} is incomplete; missing: {', '.join(missing)}")
     kwargs = {"dtype": dtype} if dtype is not None else {}
-    return MagicPosePipeline.from_pretrained(folder, **kwargs)
+    pipeline = MagicPosePipeline.from_pretrained(folder, **kwargs)
+    own = folder / MOTION_ADAPTER
+    if motion_module and (own / "config.json").is_file():
+        add_motion_module(pipeline, own)
+    return pipeline
+
+
+def add_motion_module(pipeline, source: str | Path):
+    """The pipeline with a motion module (a `MotionAdapter` folder or an AnimateDiff file) in its base UNet."""
+    from magicpose.models.motion_module import build_motion_unet, is_motion_unet, load_motion_adapter
+
+    if is_motion_unet(pipeline.unet):
+        raise InputError("this pipeline already has a motion module; load the model without its own to use another")
+    pipeline.unet = build_motion_unet(pipeline.unet, load_motion_adapter(source).to(pipeline.unet.dtype))
+    return pipeline
 
 
 def pipeline_from_official(checkpoint: str | Path, config: str | Path | None = None, sd15: str | Path | None = None, dtype=None):

@@ -35,7 +35,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                        help="auto: float16 on a GPU, float32 on the CPU")  # fmt: skip
     group.add_argument("--motion-adapter", help="AnimateDiff v2 motion module (.ckpt or MotionAdapter folder): "
-                       "temporal layers in the base UNet, long videos in overlapping 16-frame windows")  # fmt: skip
+                       "temporal layers in the base UNet, long videos in overlapping 16-frame windows "
+                       "(default: the model folder's own motion_adapter/, as the embedded model has)")  # fmt: skip
+    group.add_argument("--no-motion-module", action="store_true",
+                       help="leave the model folder's own motion module out: every frame denoised on its own")  # fmt: skip
     group.add_argument("--cpu-offload", action="store_true", help="keep models on the CPU until used (small GPUs)")
     group.add_argument("--scheduler", choices=SCHEDULER_NAMES, help="sampler over the model's noise schedule (default: "
                        "the model's own: dpm++ for the embedded model, the official ddim for --official)")  # fmt: skip
@@ -89,7 +92,7 @@ def sampling_settings(args: argparse.Namespace) -> tuple[int, float]:
 def load_pipeline_from_args(args: argparse.Namespace):
     import torch
 
-    from magicpose.pipelines.assembly import load_pipeline, pipeline_from_official
+    from magicpose.pipelines.assembly import add_motion_module, load_pipeline, pipeline_from_official
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if args.dtype == "auto":
@@ -98,18 +101,16 @@ def load_pipeline_from_args(args: argparse.Namespace):
         dtype = getattr(torch, args.dtype)
     if args.model and args.official:
         raise InputError("pass either --model or --official, not both")
+    motion_adapter = getattr(args, "motion_adapter", None)
     if args.official:
         pipeline = pipeline_from_official(args.official, config=args.official_config, sd15=args.sd15, dtype=dtype)
-    elif args.model:
-        pipeline = load_pipeline(args.model, dtype=dtype)
     else:
         from magicpose.models.default import default_model_folder
 
-        pipeline = load_pipeline(default_model_folder(), dtype=dtype)
-    if getattr(args, "motion_adapter", None):
-        from magicpose.models.motion_module import build_motion_unet, load_motion_adapter
-
-        pipeline.unet = build_motion_unet(pipeline.unet, load_motion_adapter(args.motion_adapter).to(pipeline.unet.dtype))
+        own_motion = not (getattr(args, "no_motion_module", False) or motion_adapter)
+        pipeline = load_pipeline(args.model or default_model_folder(), dtype=dtype, motion_module=own_motion)
+    if motion_adapter:
+        pipeline = add_motion_module(pipeline, motion_adapter)
     if getattr(args, "scheduler", None):
         from magicpose.pipelines.schedulers import scheduler_named
 

@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--identity", type=int, default=0, help="test-split puppet to animate (default: %(default)s)")
     parser.add_argument("--motion", type=int, default=1, help="test-split puppet whose dance drives it (default: %(default)s)")
     parser.add_argument("--model", help="MagicPose model folder (default: the embedded default model)")
+    parser.add_argument("--no-motion-module", action="store_true",
+                        help="leave the model's own motion module out: every frame denoised on its own")  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--frames and --steps must be at least 1")
     if args.identity == args.motion:
         raise InputError("--identity and --motion must be different test puppets (the demo retargets a dance)")
-    pipeline = load_pipeline(args.model or default_model_folder())
+    pipeline = load_pipeline(args.model or default_model_folder(), motion_module=not args.no_motion_module)
     size = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
     example = retargeting_example(args.identity, args.motion, args.frames, size)
     animation = animate(
