@@ -19,11 +19,17 @@ PIPELINE_REQUIRED = ("unet", "appearance_control", "pose_control", "vae", "text_
 MOTION_ADAPTER = "motion_adapter"  # optional subfolder of a model folder: its own stage-3 motion module
 
 
-def load_pipeline(folder: str | Path, dtype: torch.dtype | None = None, motion_module: bool = True):
+def load_pipeline(
+    folder: str | Path,
+    dtype: torch.dtype | None = None,
+    motion_module: bool = True,
+    motion_adapter: str | Path | None = None,
+):
     """A pipeline folder written by `save_pretrained` (ours, `magicpose convert` or training export).
 
     A folder that holds its own motion module (`motion_adapter/`, a stage-3 `MotionAdapter` folder, as
-    the embedded model does) gets its temporal layers in the base UNet, unless `motion_module=False`.
+    the embedded model does) gets its temporal layers in the base UNet, unless `motion_module=False`;
+    `motion_adapter` (a `MotionAdapter` folder or an AnimateDiff file) takes the place of the folder's own.
     """
     from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 
@@ -39,8 +45,9 @@ def load_pipeline(folder: str | Path, dtype: torch.dtype | None = None, motion_m
     kwargs = {"dtype": dtype} if dtype is not None else {}
     pipeline = MagicPosePipeline.from_pretrained(folder, **kwargs)
     own = folder / MOTION_ADAPTER
-    if motion_module and (own / "config.json").is_file():
-        add_motion_module(pipeline, own)
+    source = motion_adapter or (own if motion_module and (own / "config.json").is_file() else None)
+    if source is not None:
+        add_motion_module(pipeline, source)
     return pipeline
 
 

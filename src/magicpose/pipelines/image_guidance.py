@@ -38,4 +38,3 @@ def guidance_scale_at(timestep, scale: float, interval: tuple[float, float] | No
     if not 0 <= low < high:
         raise ValueError(f"a guidance interval is (low, high) timesteps with 0 <= low < high, got {interval}")
     return scale if low < float(timestep) <= high else 1.0
-

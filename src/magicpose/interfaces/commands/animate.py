@@ -107,9 +107,9 @@ def load_pipeline_from_args(args: argparse.Namespace):
     else:
         from magicpose.models.default import default_model_folder
 
-        own_motion = not (getattr(args, "no_motion_module", False) or motion_adapter)
-        pipeline = load_pipeline(args.model or default_model_folder(), dtype=dtype, motion_module=own_motion)
-    if motion_adapter:
+        pipeline = load_pipeline(args.model or default_model_folder(), dtype=dtype, motion_adapter=motion_adapter,
+                                 motion_module=not getattr(args, "no_motion_module", False))  # fmt: skip
+    if args.official and motion_adapter:
         pipeline = add_motion_module(pipeline, motion_adapter)
     if getattr(args, "scheduler", None):
         from magicpose.pipelines.schedulers import scheduler_named

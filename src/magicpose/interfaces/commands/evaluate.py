@@ -153,7 +153,7 @@ def run_puppet(args: argparse.Namespace) -> int:
     from magicpose.evaluation.report import write_json
     from magicpose.models.default import default_model_folder
     from magicpose.models.motion_module import is_motion_unet
-    from magicpose.pipelines.assembly import MOTION_ADAPTER, add_motion_module, load_pipeline
+    from magicpose.pipelines.assembly import MOTION_ADAPTER, load_pipeline
 
     for name in ("videos", "frames", "steps", "frame_stride"):
         if getattr(args, name) < 1:
@@ -161,9 +161,8 @@ def run_puppet(args: argparse.Namespace) -> int:
     if args.guidance_interval and not 0 <= args.guidance_interval[0] < args.guidance_interval[1]:
         raise InputError(f"--guidance-interval LOW HIGH needs 0 <= LOW < HIGH, got {args.guidance_interval}")
     folder = args.model or default_model_folder()
-    pipeline = load_pipeline(folder, motion_module=not (args.no_motion_module or args.motion_adapter))
-    if args.motion_adapter:
-        pipeline = add_motion_module(pipeline, args.motion_adapter)
+    pipeline = load_pipeline(folder, motion_module=not args.no_motion_module, motion_adapter=args.motion_adapter)
+    motion_adapter = args.motion_adapter or (str(Path(folder) / MOTION_ADAPTER) if is_motion_unet(pipeline.unet) else None)
     pipeline.set_progress_bar_config(disable=True)
     if args.scheduler:
         from magicpose.pipelines.schedulers import scheduler_named
@@ -195,7 +194,7 @@ def run_puppet(args: argparse.Namespace) -> int:
     driving = "full skeletons" if not (args.no_hands or args.no_face) else "skeletons without " + " and ".join(
         part for part, off in (("hands", args.no_hands), ("face", args.no_face)) if off)  # fmt: skip
     start = "the noised reference" if options["start_from_reference"] else "pure noise"
-    motion = f" with the motion module {args.motion_adapter or MOTION_ADAPTER + '/'}" if is_motion_unet(pipeline.unet) else ""
+    motion = f" with the motion module {args.motion_adapter or MOTION_ADAPTER + '/'}" if motion_adapter else ""
     motion += ", noise drawn per frame" if args.noise_per_frame else ""
     interval = f" in ({options['guidance_interval'][0]:g}, {options['guidance_interval'][1]:g}]" if options["guidance_interval"] else ""
     print(f"{folder}{motion}: {args.videos} {args.split} puppets x {args.frames} frames (every {args.frame_stride}) "
@@ -205,7 +204,6 @@ def run_puppet(args: argparse.Namespace) -> int:
     if not args.no_reference:
         print("\n".join(target_lines(rows["model"], baseline)))
     if args.json:
-        motion_adapter = args.motion_adapter or (str(Path(folder) / MOTION_ADAPTER) if is_motion_unet(pipeline.unet) else None)
         write_json({"model": str(folder), "motion_adapter": motion_adapter, "scheduler": type(pipeline.scheduler).__name__, "options": options, "rows": rows}, args.json)
         print(f"wrote {args.json}")
     return 0
