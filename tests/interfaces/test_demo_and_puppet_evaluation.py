@@ -8,7 +8,6 @@ import pytest
 from magicpose.data.puppet.examples import retargeting_example
 from magicpose.interfaces.cli import main
 from magicpose.media import read_image, read_video
-from magicpose.models.default import DEFAULT_MODEL_GUIDANCE
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 from tests.dummy_components import get_dummy_components
 
@@ -46,7 +45,7 @@ def test_demo_rejects_bad_arguments(model, tmp_path, capsys):
     assert main(["demo", "--model", str(model), "--out", str(tmp_path / "d.mp4"), "--identity", "3", "--motion", "3"]) == 2
     assert main(["demo", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "d.mp4")]) == 2
     errors = capsys.readouterr().err
-    assert ".mp4" in errors and "different test puppets" in errors and "model_index.json" in errors
+    assert ".mp4" in errors and "different test puppets" in errors and "nowhere does not exist" in errors
     assert not list(tmp_path.glob("*.mp4"))
 
 
@@ -109,7 +108,8 @@ def test_puppet_evaluation_with_a_motion_module_on_consecutive_frames(model, tmp
     assert main([*arguments, "--frame-stride", "0"]) == 2
     assert "--frame-stride must be at least 1" in capsys.readouterr().err
     assert main([*arguments, "--guidance-interval", "500", "1000"]) == 0
-    assert f"guidance {DEFAULT_MODEL_GUIDANCE} in (500, 1000]" in capsys.readouterr().out
+    model_guidance = json.loads((model / "model_index.json").read_text())["guidance_scale"]  # the folder's recipe
+    assert f"guidance {model_guidance:g} in (500, 1000]" in capsys.readouterr().out
     assert main([*arguments, "--guidance-interval", "600", "400"]) == 2
     assert "0 <= LOW < HIGH" in capsys.readouterr().err
 

@@ -87,8 +87,6 @@ def evaluate_on_puppets(
     videos: int = 8,
     frames_per_video: int = 8,
     size: int = 128,
-    num_inference_steps: int = 25,
-    guidance_scale: float = 7.0,
     seed: int = 42,
     split: str = "test",
     hands: bool = True,
@@ -96,16 +94,16 @@ def evaluate_on_puppets(
     reference: bool = True,
     frame_stride: int = 3,
     progress: bool = True,
-    start_from_reference: bool | None = None,
-    guidance_interval: tuple[float, float] | None = None,
     noise_per_frame: bool = False,
+    frame_chunk_size: int = 16,
+    **sampling,
 ) -> PuppetEvaluation:
     """Generate `frames_per_video` frames for each of the first `videos` videos of `split` and score them.
 
     `hands=False` / `face=False` drop those parts from the driving skeletons (the paper's test of the
     masking augmentation: poses whose hands or face were not detected). `reference=False` runs the
-    pipeline without its appearance branch (the pose-ControlNet-only baseline). `start_from_reference`:
-    see `MagicPosePipeline.__call__` (None: the model's own setting), as `guidance_interval`.
+    pipeline without its appearance branch (the pose-ControlNet-only baseline). `sampling`: overrides
+    of the model's own recipe, as `MagicPosePipeline.__call__` takes them (absent: the model's).
     `noise_per_frame`: an independent draw of initial noise per frame instead of the one draw every
     frame shares (the official sampling), as AnimateDiff samples.
     """
@@ -123,10 +121,9 @@ def evaluate_on_puppets(
             latents = torch.randn((len(targets), pipeline.unet.config.in_channels, side, side), generator=generator)
         output = pipeline(
             video.frame(0).image if reference else None, PoseSequence(driving, size, size),
-            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
             generator=generator, latents=latents, height=size, width=size, output_type="np",
-            start_from_reference=start_from_reference, guidance_interval=guidance_interval,
-        )  # fmt: skip
+            frame_chunk_size=frame_chunk_size, **sampling,
+        )
         result.add_video([_to_uint8(frame) for frame in output.frames], targets, video.background)
     return result
 

@@ -43,6 +43,7 @@ class AppConfig:
     default_steps: int = 50
     default_guidance: float = 7.0
     default_size: int = 0  # 0: the model's own size
+    model_note: str | None = None  # shown beside every result (what the embedded model is)
 
 
 class PipelineHolder:
@@ -162,12 +163,13 @@ def generate(
     from magicpose.media import write_video
     from magicpose.pipelines.animation import animate, grid_frames
 
-    if int(steps) < 1:
-        raise InputError(f"steps must be at least 1, got {steps}")
+    from magicpose.pipelines.pipeline_magicpose import check_recipe
+
+    check_recipe(num_inference_steps=int(steps), guidance_scale=float(guidance))
     animation = animate(
         pipeline, reference, driving, size=size, align=align, num_inference_steps=int(steps),
         guidance_scale=float(guidance), seed=int(seed),
-    )  # fmt: skip
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     video, grid = out_dir / "result.mp4", out_dir / "grid.mp4"
     write_video(video, animation.frames, animation.fps)
@@ -244,6 +246,8 @@ def build_app(config: AppConfig, startup_message: str | None = None):
         video, grid, note = generate(
             pipeline, reference, driving, out_dir, size=size, align=align, steps=steps, guidance=guidance, seed=seed
         )
+        if config.model_note:
+            note += f"\n\nNote: {config.model_note}"
         return str(video), str(grid), [str(video), str(grid)], note
 
     with gr.Blocks(title="MagicPose", analytics_enabled=False) as demo:

@@ -8,12 +8,13 @@ from magicpose.errors import MissingWeightsError
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "default_model"
 
-# Sampling settings for the default model (with its DPM-Solver++ scheduler, from the noised reference),
-# chosen on the puppet val split (docs/default_model.md); the official model's are 50 DDIM steps and
-# guidance 7.
-DEFAULT_MODEL_STEPS = 10
-DEFAULT_MODEL_GUIDANCE = 3.0
-DEFAULT_MODEL_SCHEDULER = "dpm++"  # a name of magicpose.pipelines.schedulers.SCHEDULERS; also what training exports
+# What a user animating their own photo with it should know (printed by `animate`, shown by the app).
+EMBEDDED_MODEL_NOTE = (
+    "this is the embedded puppet model, trained only on synthetic puppets at 128x128 to show the method "
+    "working: a real photo comes back as a blurry puppet-like figure. For people, use real weights: "
+    "`magicpose convert model_state-110000.th models/magicpose` and pass --model models/magicpose "
+    "(README, 'Weights')"
+)
 
 
 def default_model_folder() -> Path:

@@ -16,6 +16,7 @@ import torch
 from diffusers import ControlNetModel, UNet2DConditionModel
 
 from magicpose.models.appearance_control import AppearanceControlModel
+from magicpose.models.motion_module import frames_per_call
 from magicpose.models.multi_source_attention import attach_reference_bank
 
 ReferenceFeatures = dict[str, torch.Tensor]
@@ -41,6 +42,10 @@ class MagicPoseModel(torch.nn.Module):
         self.pose_control = pose_control
         self.bank = attach_reference_bank(unet, appearance_control)
         self.unet.requires_grad_(False)
+
+    @property
+    def networks(self) -> tuple:
+        return self.unet, self.appearance_control, self.pose_control
 
     def encode_reference(
         self, reference_latents: torch.Tensor, timesteps: torch.Tensor | int, encoder_hidden_states: torch.Tensor
@@ -70,6 +75,7 @@ class MagicPoseModel(torch.nn.Module):
         pose_images: torch.Tensor | None = None,
         reference_features: ReferenceFeatures | None = None,
         condition_mask: torch.Tensor | None = None,
+        frame_chunk_size: int | None = None,
     ) -> torch.Tensor:
         """Predict epsilon for a batch of N frames.
 
@@ -84,6 +90,8 @@ class MagicPoseModel(torch.nn.Module):
                 batches of frames at the same timestep (the pipeline's frame chunks).
             condition_mask: (N,) bool; False rows get neither reference nor pose (image-guidance dropout
                 in training): exactly the plain base UNet for those rows.
+            frame_chunk_size: at most this many frames per call of the pose ControlNet and of a motion
+                UNet's spatial layers (a motion UNet's clip stays whole); the result does not depend on it.
         Returns:
             (N, 4, h, w) epsilon.
         """
@@ -111,22 +119,33 @@ class MagicPoseModel(torch.nn.Module):
         if pose_images is not None:
             if self.pose_control is None:
                 raise ValueError("pose images were given but this model has no pose ControlNet")
-            down_residuals, mid_residual = self.pose_control(
-                noisy_latents, timesteps, encoder_hidden_states=context, controlnet_cond=pose_images, return_dict=False
-            )
+            down_residuals, mid_residual = self._pose_residuals(noisy_latents, timesteps, context, pose_images, frame_chunk_size)
             if condition_mask is not None:
                 keep = condition_mask.to(noisy_latents.dtype).view(-1, 1, 1, 1)
                 down_residuals = [residual * keep for residual in down_residuals]
                 mid_residual = mid_residual * keep
 
-        return self.unet(
-            noisy_latents,
-            timesteps,
-            encoder_hidden_states=context,
-            down_block_additional_residuals=down_residuals,
-            mid_block_additional_residual=mid_residual,
-            return_dict=False,
-        )[0]
+        with frames_per_call(self.unet, frame_chunk_size):
+            return self.unet(
+                noisy_latents,
+                timesteps,
+                encoder_hidden_states=context,
+                down_block_additional_residuals=down_residuals,
+                mid_block_additional_residual=mid_residual,
+                return_dict=False,
+            )[0]
+
+    def _pose_residuals(self, latents, timesteps, context, pose_images, frame_chunk_size: int | None):
+        """The pose ControlNet's residuals, `frame_chunk_size` frames per call (it treats frames alone)."""
+        size = frame_chunk_size or latents.shape[0]
+        chunks = [
+            self.pose_control(x, t, encoder_hidden_states=c, controlnet_cond=p, return_dict=False)
+            for x, t, c, p in zip(*(tensor.split(size) for tensor in (latents, timesteps, context, pose_images)))
+        ]
+        if len(chunks) == 1:
+            return chunks[0]
+        down = [torch.cat(level) for level in zip(*(chunk[0] for chunk in chunks))]
+        return down, torch.cat([chunk[1] for chunk in chunks])
 
     # Training stages (paper §3.3). The base UNet is frozen in every stage.
     def set_training_stage(self, stage: Stage) -> list[str]:

@@ -15,14 +15,17 @@ Stage 3 trains the temporal layers only; the rest of the network is frozen.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D, UNetMotionOutput
+from diffusers.pipelines.free_noise_utils import SplitInferenceModule
 
 from magicpose.errors import InputError, MissingWeightsError
 from magicpose.models.multi_source_attention import (
@@ -134,6 +137,42 @@ class MagicPoseMotionUNet(UNetMotionModel):
         out = super().forward(video, clip_timesteps, encoder_hidden_states, *args, return_dict=False, **kwargs)[0]
         out = out.transpose(1, 2).flatten(0, 1)
         return UNetMotionOutput(sample=out) if return_dict else (out,)
+
+
+# Spatial layers of a motion UNet and the keyword inputs that carry one row per frame (diffusers' motion
+# blocks call them by keyword, which is what SplitInferenceModule splits).
+_PER_FRAME_LAYERS = {
+    "resnets": ["input_tensor", "temb"],
+    "attentions": ["hidden_states", "encoder_hidden_states"],
+    "downsamplers": ["hidden_states"],
+    "upsamplers": ["hidden_states"],
+}
+
+
+@contextlib.contextmanager
+def frames_per_call(motion_unet: UNetMotionModel, frames: int | None) -> Iterator[None]:
+    """Run the motion UNet's spatial layers on at most `frames` frames at a time, for the duration.
+
+    Resnets, spatial transformers and resamplers treat each frame on its own, so splitting their
+    batch changes no value; the temporal layers still see whole clips. This bounds activation memory
+    when a window of 16 frames does not fit (diffusers' FreeNoise split inference, temporal part).
+    The wrappers are removed on exit, so the state dict keeps its names.
+    """
+    if not frames or not is_motion_unet(motion_unet):
+        yield
+        return
+    wrapped = []
+    for block in [*motion_unet.down_blocks, motion_unet.mid_block, *motion_unet.up_blocks]:
+        for attribute, inputs in _PER_FRAME_LAYERS.items():
+            layers = getattr(block, attribute, None)
+            for index in range(len(layers or ())):
+                wrapped.append((layers, index, layers[index]))
+                layers[index] = SplitInferenceModule(layers[index], frames, 0, inputs)
+    try:
+        yield
+    finally:
+        for layers, index, layer in wrapped:
+            layers[index] = layer
 
 
 def _one_timestep_per_clip(timestep, clips: int, num_frames: int, device) -> torch.Tensor:

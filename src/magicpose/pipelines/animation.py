@@ -80,7 +80,7 @@ def load_driving_poses(driving: str | Path, fps: float | None = None, max_frames
 
                 sequence = detector.detect_video([read_image(driving)], progress=False, fps=fps)
             else:
-                sequence = detector.detect_video(driving, progress=progress)
+                sequence = detector.detect_video(driving, progress=progress, max_frames=max_frames)
         if fps:
             sequence.fps = float(fps)
     if len(sequence) == 0:
@@ -126,18 +126,17 @@ def animate(
     *,
     size: tuple[int, int] | None = None,
     align: bool = True,
-    num_inference_steps: int = 50,
-    guidance_scale: float = 7.0,
     seed: int = 42,
     frame_chunk_size: int = 16,
     fps: float | None = None,
     known_reference_pose: Pose | None = None,
-    start_from_reference: bool | None = None,
+    **sampling,
 ) -> Animation:
     """Animate `reference` (RGB uint8) with `driving` poses. Same inputs and seed give the same frames.
 
     `known_reference_pose` (in the photo's pixels) replaces pose detection on the photo for alignment.
-    `start_from_reference`: see `MagicPosePipeline.__call__` (None: the model's own setting)."""
+    `sampling`: overrides of the model's own recipe, as `MagicPosePipeline.__call__` takes them
+    (`num_inference_steps`, `guidance_scale`, `start_from_reference`, ...); None or absent: the model's."""
     from magicpose.poses.render import draw_openpose
 
     factor = pipeline.vae_scale_factor
@@ -151,14 +150,12 @@ def animate(
     output = pipeline(
         reference,
         poses,  # the pipeline draws them at its pose ControlNet's input size
-        num_inference_steps=num_inference_steps,
-        guidance_scale=guidance_scale,
         generator=generator,
         height=size[1],
         width=size[0],
         frame_chunk_size=frame_chunk_size,
         output_type="np",
-        start_from_reference=start_from_reference,
+        **sampling,
     )
     frames = [(frame * 255).round().astype(np.uint8) for frame in output.frames]
     return Animation(frames, previews, reference, poses, float(fps or driving.fps), aligned)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 import shutil
 import tempfile
 import warnings
@@ -17,6 +19,108 @@ PIPELINE_REQUIRED = ("unet", "appearance_control", "pose_control", "vae", "text_
 
 
 MOTION_ADAPTER = "motion_adapter"  # optional subfolder of a model folder: its own stage-3 motion module
+OFFICIAL_SUFFIXES = (".th", ".pt", ".ckpt", ".safetensors")  # an official single-file checkpoint
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """`None`/"auto": the first GPU when there is one, else the CPU; a named device must exist."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from error
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise InputError(f"device {device} is not available on this machine; use --device cpu or auto")
+    return device
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """`None`/"auto": float16 on a GPU (the official weights' usual precision there), float32 on the CPU."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None or dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise InputError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def load(
+    source: str | Path | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    motion_adapter: str | Path | None = None,
+    motion_module: bool = True,
+    scheduler: str | None = None,
+    cpu_offload: bool = False,
+    vae_tiling: bool = False,
+    official_config: str | Path | None = None,
+    sd15: str | Path | None = None,
+):
+    """The one way every command gets a ready `MagicPosePipeline`.
+
+    Args:
+        source: a model folder (`magicpose convert`, a training export), an official single-file
+            checkpoint (.th / .pt / .ckpt / .safetensors, converted in memory; `official_config` is its
+            model YAML, `sd15` an SD-1.5 folder for the tokenizer), or None for the embedded model.
+        device, dtype: "auto" or None picks the GPU and float16 where there is one, else CPU and float32.
+        motion_adapter, motion_module: see `load_pipeline`; an official checkpoint has no module of its own.
+        scheduler: a sampler name of `magicpose.pipelines.schedulers.SCHEDULERS` in place of the model's own.
+        cpu_offload: keep each network on the CPU until it runs on `device` (diffusers' model CPU offload,
+            for small GPUs; on the CPU it changes nothing but runs the same hooks).
+        vae_tiling: decode frames tile by tile (large frames on small GPUs).
+    The model's own sampling recipe (steps, guidance, ...) comes with it: `pipeline.recipe()`.
+    """
+    from magicpose.models.default import default_model_folder
+
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    path = Path(source) if source is not None else default_model_folder()
+    if path.is_file() and path.suffix.lower() in OFFICIAL_SUFFIXES:
+        pipeline = pipeline_from_official(path, config=official_config, sd15=sd15, dtype=dtype)
+        if motion_adapter:
+            add_motion_module(pipeline, motion_adapter)
+    elif path.is_file():
+        raise InputError(f"{path} is neither a model folder nor an official checkpoint ({', '.join(OFFICIAL_SUFFIXES)})")
+    elif not path.exists():
+        raise MissingWeightsError(f"the model {path} does not exist; pass a model folder or an official checkpoint")
+    else:
+        pipeline = load_pipeline(path, dtype=dtype, motion_module=motion_module, motion_adapter=motion_adapter)
+    if scheduler:
+        from magicpose.pipelines.schedulers import scheduler_named
+
+        try:
+            pipeline.scheduler = scheduler_named(scheduler, pipeline.scheduler.config)
+        except ValueError as error:
+            raise InputError(str(error)) from error
+    if vae_tiling:
+        pipeline.enable_vae_tiling()
+    if cpu_offload:
+        pipeline.enable_model_cpu_offload(device=device)
+    else:
+        pipeline.to(device)
+    return pipeline
+
+
+def sampling_recipe(source: str | Path | None = None) -> dict:
+    """The sampling recipe `load(source)` would bring, read without loading any weight (for pages and
+    help that show it before the first generation). An official checkpoint has the official recipe."""
+    from magicpose.models.default import default_model_folder
+    from magicpose.pipelines.pipeline_magicpose import RECIPE_KEYS, MagicPosePipeline
+
+    path = Path(source) if source is not None else default_model_folder()
+    defaults = {key: parameter.default for key, parameter in inspect.signature(MagicPosePipeline).parameters.items()
+                if key in RECIPE_KEYS}  # fmt: skip
+    if not (path / "model_index.json").is_file():
+        return defaults
+    try:
+        saved = json.loads((path / "model_index.json").read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path / 'model_index.json'} is not readable JSON ({error}); re-export or re-convert the model") from error
+    return {key: saved.get(key, default) for key, default in defaults.items()}
 
 
 def load_pipeline(
@@ -62,35 +166,27 @@ def add_motion_module(pipeline, source: str | Path):
 
 
 def pipeline_from_official(checkpoint: str | Path, config: str | Path | None = None, sd15: str | Path | None = None, dtype=None):
-    """Convert an official `model_state-*.th` in memory. `sd15` (optional) supplies the tokenizer for text prompts."""
+    """Convert an official `model_state-*.th` in memory. `sd15` (optional) supplies the tokenizer for text prompts.
+
+    The file is memory-mapped and every network is built around its tensors (cast one by one where
+    `dtype` differs), so the weights are held once; `magicpose convert` writes a folder instead.
+    """
     from magicpose.models.official_checkpoint import (
-        build_components,
-        convert_official_state_dict,
-        load_ldm_config,
-        load_official_state_dict,
+        empty_prompt_context,
+        load_components,
+        load_sd15_tokenizer,
+        plan_official_checkpoint,
     )
     from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
     from magicpose.pipelines.schedulers import official_ddim_scheduler
 
-    converted = convert_official_state_dict(load_official_state_dict(checkpoint), load_ldm_config(config))
-    components = build_components(converted, dtype=dtype)
-    if "pose_control" not in components:
-        raise InputError(f"{checkpoint} is a stage-1 checkpoint (no pose ControlNet); use a stage-2 checkpoint")
-    tokenizer = None
-    if sd15 is not None:
-        from transformers import CLIPTokenizer
-
-        missing = missing_parts(sd15, ("tokenizer",))
-        if missing:
-            raise MissingWeightsError(f"SD-1.5 folder {sd15} has no tokenizer: missing {', '.join(missing)}")
-        tokenizer = CLIPTokenizer.from_pretrained(sd15, subfolder="tokenizer")
-    text_encoder = components.pop("text_encoder", None)
-    if text_encoder is not None:
-        context = TextContext.from_tensor(encode_prompt(text_encoder.float(), "", tokenizer))
-    else:
-        dim = components["unet"].config.cross_attention_dim
-        warnings.warn("the checkpoint has no text encoder: the cross-attention context is zeros")
-        context = TextContext(length=77, dim=dim)
+    plan = plan_official_checkpoint(checkpoint, config)  # refuses stage-1 checkpoints before reading weights
+    tokenizer = load_sd15_tokenizer(sd15) if sd15 is not None else None
+    text_encoder = load_components(plan, ["text_encoder"])["text_encoder"] if "text_encoder" in plan.configs else None
+    context = empty_prompt_context(text_encoder, tokenizer, plan)  # from the float32 encoder
+    if text_encoder is not None and dtype is not None:
+        text_encoder = text_encoder.to(dtype)
+    components = load_components(plan, [name for name in plan.components if name != "text_encoder"], dtype)
     return MagicPosePipeline(
         **components,
         text_context=context,  # kept in float32; cast per call

@@ -34,7 +34,5 @@ def guidance_scale_at(timestep, scale: float, interval: tuple[float, float] | No
     """
     if interval is None:
         return scale
-    low, high = interval
-    if not 0 <= low < high:
-        raise ValueError(f"a guidance interval is (low, high) timesteps with 0 <= low < high, got {interval}")
+    low, high = interval  # checked with the rest of the recipe (pipeline_magicpose.check_recipe)
     return scale if low < float(timestep) <= high else 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,7 @@ from diffusers.schedulers import KarrasDiffusionSchedulers
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from magicpose.errors import InputError
 from magicpose.models.appearance_control import AppearanceControlModel
 from magicpose.models.magicpose_model import MagicPoseModel
 from magicpose.models.motion_module import is_motion_unet
@@ -28,6 +30,29 @@ def unit_float(image):
     if isinstance(image, np.ndarray) and image.dtype == np.uint8:
         return image.astype(np.float32) / 255.0
     return image
+
+
+RECIPE_KEYS = ("num_inference_steps", "guidance_scale", "guidance_interval", "start_from_reference",
+               "window_frames", "window_overlap")  # fmt: skip
+MAX_STEPS = 1000  # the noise schedule's length
+MAX_GUIDANCE = 30.0  # far above any useful scale (official 7); larger ones saturate every pixel
+
+
+def check_recipe(num_inference_steps=None, guidance_scale=None, guidance_interval=None, start_from_reference=None,
+                 window_frames=None, window_overlap=None) -> None:  # fmt: skip
+    """Raise `InputError` (a ValueError) naming the first sampling setting out of range; None is not checked."""
+    if num_inference_steps is not None and not 1 <= num_inference_steps <= MAX_STEPS:
+        raise InputError(f"steps must be from 1 to {MAX_STEPS}, got {num_inference_steps}")
+    if guidance_scale is not None and not (math.isfinite(guidance_scale) and 0 <= guidance_scale <= MAX_GUIDANCE):
+        raise InputError(f"guidance must be from 0 to {MAX_GUIDANCE:g} (official 7; 1 = off), got {guidance_scale}")
+    if guidance_interval is not None:
+        low, high = guidance_interval
+        if not 0 <= low < high:
+            raise InputError(f"guidance interval LOW HIGH needs 0 <= LOW < HIGH, got {low:g} {high:g}")
+    if window_frames is not None and window_frames < 1:
+        raise InputError(f"window must be at least 1 frame, got {window_frames}")
+    if window_overlap is not None and not 0 <= window_overlap < (window_frames or 16):
+        raise InputError(f"window overlap must be from 0 to the window length - 1, got {window_overlap}")
 
 
 @dataclass
@@ -45,9 +70,10 @@ class MagicPosePipeline(DiffusionPipeline):
     (the official DDIM by default; any diffusers scheduler can be swapped in), and optionally
     `text_encoder` + `tokenizer` for text prompts.
 
-    `start_from_reference` (saved in model_index.json, off for the official model) makes sampling
-    start from the reference's latents noised to the first timestep instead of from pure noise; see
-    `__call__`.
+    A model folder owns its sampling recipe: the scheduler component and, in model_index.json,
+    `num_inference_steps`, `guidance_scale`, `guidance_interval`, `start_from_reference`,
+    `window_frames` and `window_overlap`, the defaults of `__call__`. The constructor's defaults are
+    the official recipe (DDIM, 50 steps, guidance 7, pure noise, 16-frame windows overlapping by 4).
     """
 
     model_cpu_offload_seq = "text_encoder->appearance_control->pose_control->unet->vae"
@@ -64,6 +90,11 @@ class MagicPosePipeline(DiffusionPipeline):
         text_encoder=None,
         tokenizer=None,
         start_from_reference: bool = False,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 7.0,
+        guidance_interval: tuple[float, float] | None = None,
+        window_frames: int = 16,
+        window_overlap: int = 4,
     ):
         super().__init__()
         self.register_modules(
@@ -76,7 +107,15 @@ class MagicPosePipeline(DiffusionPipeline):
             text_encoder=text_encoder,
             tokenizer=tokenizer,
         )
-        self.register_to_config(start_from_reference=start_from_reference)
+        self.register_to_config(
+            start_from_reference=start_from_reference,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            guidance_interval=list(guidance_interval) if guidance_interval is not None else None,
+            window_frames=window_frames,
+            window_overlap=window_overlap,
+        )
+        self._model: MagicPoseModel | None = None
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.pose_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, do_normalize=False)
@@ -85,10 +124,27 @@ class MagicPosePipeline(DiffusionPipeline):
         """Decode large frames tile by tile (less memory; seams are blended, so pixels change slightly)."""
         self.vae.enable_tiling()
 
+    def enable_vae_slicing(self) -> None:
+        """Decode one frame at a time whatever `frame_chunk_size` is (less memory, same pixels)."""
+        self.vae.enable_slicing()
+
     @property
     def model(self) -> MagicPoseModel:
-        """The three networks wired together (built on demand; it holds no weights of its own)."""
-        return MagicPoseModel(self.unet, self.appearance_control, self.pose_control)
+        """The three networks wired together. Built once per set of networks, so the attention processors
+        are installed once (a processor a user sets afterwards stays); it holds no weights of its own."""
+        networks = (self.unet, self.appearance_control, self.pose_control)
+        if self._model is None or any(a is not b for a, b in zip(networks, self._model.networks)):
+            self._model = MagicPoseModel(*networks)
+        return self._model
+
+    def recipe(self, **overrides) -> dict:
+        """The model's sampling settings (its config) with the given non-None values in their place."""
+        settings = {key: self.config.get(key) for key in RECIPE_KEYS}
+        settings.update({key: value for key, value in overrides.items() if value is not None})
+        if settings["guidance_interval"] is not None:
+            settings["guidance_interval"] = tuple(settings["guidance_interval"])
+        check_recipe(**settings)
+        return settings
 
     def encode_context(self, prompt: str | None) -> torch.Tensor:
         if not prompt:
@@ -144,14 +200,14 @@ class MagicPosePipeline(DiffusionPipeline):
         reference_latents: torch.Tensor | None,
         pose_images: torch.Tensor,
         context: torch.Tensor,
-        num_inference_steps: int = 50,
-        guidance_scale: float = 7.0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         eta: float = 0.0,
         generator: torch.Generator | None = None,
         frame_chunk_size: int = 16,
-        window_frames: int = 16,
-        window_overlap: int = 4,
-        start_from_reference: bool = False,
+        window_frames: int | None = None,
+        window_overlap: int | None = None,
+        start_from_reference: bool | None = None,
         guidance_interval: tuple[float, float] | None = None,
     ) -> torch.Tensor:
         """The sampling loop in latent space: N frames from initial noise (1 or N, 4, h, w).
@@ -162,8 +218,15 @@ class MagicPosePipeline(DiffusionPipeline):
         `reference_latents=None` switches the appearance branch off: the base UNet with the pose
         ControlNet alone (the first row of the paper's ablation, Table 3). `start_from_reference` mixes
         the reference latents into the initial noise as the scheduler's forward process does at the
-        first timestep (`add_noise`); it needs `reference_latents`. `guidance_interval`: see `__call__`.
+        first timestep (`add_noise`); True needs `reference_latents`, None follows the model's setting
+        where there is a reference. Settings left None come from the model's recipe (`__call__`).
         """
+        if start_from_reference is None:
+            start_from_reference = reference_latents is not None and bool(self.config.start_from_reference)
+        recipe = self.recipe(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                             guidance_interval=guidance_interval, window_frames=window_frames, window_overlap=window_overlap)
+        num_inference_steps, guidance_scale, guidance_interval = (
+            recipe["num_inference_steps"], recipe["guidance_scale"], recipe["guidance_interval"])
         frames = pose_images.shape[0]
         latents = latents.expand(frames, -1, -1, -1).clone() if latents.shape[0] == 1 else latents.clone()
         if latents.shape[0] != frames:
@@ -193,8 +256,8 @@ class MagicPosePipeline(DiffusionPipeline):
                     # Frames of a clip attend to each other: overlapping windows, each one clip, blended.
                     noise_pred = denoise_in_windows(
                         model, model_input, t, context, pose_images, features, scale,
-                        window=window_frames, overlap=window_overlap,
-                    )  # fmt: skip
+                        window=recipe["window_frames"], overlap=recipe["window_overlap"], frame_chunk_size=frame_chunk_size,
+                    )
                     progress.update(frames)
                 else:
                     chunks = []
@@ -214,8 +277,8 @@ class MagicPosePipeline(DiffusionPipeline):
         self,
         reference_image: PIL.Image.Image | np.ndarray | torch.Tensor | None,
         poses,
-        num_inference_steps: int = 50,
-        guidance_scale: float = 7.0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
         height: int | None = None,
         width: int | None = None,
@@ -223,8 +286,8 @@ class MagicPosePipeline(DiffusionPipeline):
         eta: float = 0.0,
         prompt: str | None = None,
         frame_chunk_size: int = 16,
-        window_frames: int = 16,
-        window_overlap: int = 4,
+        window_frames: int | None = None,
+        window_overlap: int | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         start_from_reference: bool | None = None,
@@ -237,18 +300,21 @@ class MagicPosePipeline(DiffusionPipeline):
                 None runs without the appearance branch (pose ControlNet only: an ablation baseline).
             poses: N pose conditions: OpenPose renderings (PIL images, HxWx3 uint8 arrays, or an
                 (N, 3, H, W) tensor in [0, 1]) or a `magicpose.poses.PoseSequence`.
-            num_inference_steps: denoising steps (official: 50).
+            num_inference_steps: denoising steps (default: the model's `config.num_inference_steps`;
+                official: 50).
             guidance_scale: image classifier-free guidance weight w in eps_u + w (eps_c - eps_u), where eps_u
-                is the plain base UNet (no reference, no pose); 1 switches guidance off (official: 7).
+                is the plain base UNet (no reference, no pose); 1 switches guidance off (default: the
+                model's `config.guidance_scale`; official: 7).
             generator: seeds the initial noise, which is one draw shared by every frame (official: seed 42).
             height, width: output size in pixels (multiples of the VAE factor); default: the UNet's native size.
             latents: initial noise to use instead of a draw, (1 or N, 4, h, w).
             eta: DDIM eta (official: 0).
             prompt: optional text prompt; the official model conditions on the empty prompt.
-            frame_chunk_size: frames denoised per network call; lower it on small GPUs. The result does
-                not depend on it.
+            frame_chunk_size: frames per network call; lower it on small GPUs. With a motion module a
+                window still forms one clip, but its spatial layers and the pose ControlNet take at most
+                this many frames at a time. The result does not depend on it.
             window_frames, window_overlap: with a motion module, the clip length and overlap of the
-                sliding windows that cover videos of any length (AnimateDiff: 16 and 4).
+                sliding windows that cover videos of any length (default: the model's; AnimateDiff: 16 and 4).
             output_type: "pil", "np" or "pt".
             start_from_reference: start from the reference's latents noised to the first timestep, as
                 img2img at strength 1 does, instead of from pure noise (default: the model's
@@ -260,8 +326,8 @@ class MagicPosePipeline(DiffusionPipeline):
                 The reference shares the target's scene and person, so its noised latents come close to
                 the input training saw.
             guidance_interval: (low, high) training timesteps: guidance only at sampling timesteps t with
-                low < t <= high, the conditional model alone elsewhere (Kynkäänniemi et al. 2024); None
-                (default, as the official code): guidance at every step.
+                low < t <= high, the conditional model alone elsewhere (Kynkäänniemi et al. 2024). Default:
+                the model's `config.guidance_interval`; None there (as the official code) guides every step.
         Returns:
             `MagicPosePipelineOutput` with N frames (or a tuple holding the frames).
         """
@@ -286,13 +352,12 @@ class MagicPosePipeline(DiffusionPipeline):
             latents = randn_tensor(latent_shape, generator=generator, device=device, dtype=torch.float32)
         latents = self.denoise(
             latents.to(device, dtype), reference_latents, pose_images, context,
-            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, eta=eta,
-            generator=generator, frame_chunk_size=frame_chunk_size,
-            window_frames=window_frames, window_overlap=window_overlap,
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, eta=eta, generator=generator,
+            frame_chunk_size=frame_chunk_size, window_frames=window_frames, window_overlap=window_overlap,
             start_from_reference=reference_latents is not None and (
                 self.config.start_from_reference if start_from_reference is None else start_from_reference),
             guidance_interval=guidance_interval,
-        )  # fmt: skip
+        )
 
         if output_type == "latent":
             images = latents

@@ -101,6 +101,7 @@ def denoise_in_windows(
     window: int = 16,
     overlap: int = 4,
     shape: WeightShape = "ramp",
+    frame_chunk_size: int | None = None,
 ) -> torch.Tensor:
     """Guided epsilon of every frame at one denoising step, each window run as one clip.
 
@@ -115,6 +116,8 @@ def denoise_in_windows(
         reference_features: `model.encode_reference(...)` at this timestep, shared by every window.
         guidance_scale: image guidance weight w (eps_u + w (eps_c - eps_u)); 1 skips eps_u.
         window, overlap, shape: see `sliding_windows` and `window_weights`.
+        frame_chunk_size: frames per call of the layers that treat frames alone (`MagicPoseModel`);
+            each window stays one clip for the temporal layers.
     Returns:
         (N, 4, h, w) blended epsilon.
     """
@@ -124,9 +127,10 @@ def denoise_in_windows(
     def guided(frames: range) -> torch.Tensor:
         x, poses = latents[frames.start : frames.stop], pose_images[frames.start : frames.stop]
         return image_guidance(
-            lambda: model(x, timestep, context, pose_images=poses, reference_features=reference_features),
-            lambda: model(x, timestep, context),
+            lambda: model(x, timestep, context, pose_images=poses, reference_features=reference_features, **chunking),
+            lambda: model(x, timestep, context, **chunking),
             guidance_scale,
         )
 
+    chunking = {"frame_chunk_size": frame_chunk_size} if frame_chunk_size else {}
     return blend_windows(guided, latents.shape[0], window, overlap, shape)

@@ -9,6 +9,7 @@ mediapipe is imported on first use: importing it costs about a second.
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Iterable, Sequence
 
@@ -104,8 +105,10 @@ class PoseDetector:
         progress: bool = True,
         *,
         fps: float | None = None,
+        max_frames: int | None = None,
     ) -> PoseSequence:
-        """Poses of every frame of a video file, an image folder or a list of RGB frames.
+        """Poses of every frame (or the first `max_frames`) of a video file, an image folder or a list
+        of RGB frames; the rest of the video is not decoded.
 
         Frames where nobody is found are marked in `found` and filled (interpolated across short
         gaps, held across long ones). The source frame rate is kept; for a list of frames pass
@@ -116,10 +119,11 @@ class PoseDetector:
         if isinstance(source, (str, os.PathLike)):
             with VideoReader(source) as reader:
                 size, rate = (reader.width, reader.height), reader.fps
-                poses = self.detect_frames(reader, progress=progress, total=reader.frame_count)
+                total = reader.frame_count if max_frames is None or reader.frame_count is None else min(reader.frame_count, max_frames)
+                poses = self.detect_frames(itertools.islice(reader, max_frames), progress=progress, total=total)
             name = str(source)
         else:
-            frames = list(source)
+            frames = list(itertools.islice(source, max_frames))
             if not frames:
                 raise InputError("no frames to detect poses in")
             size, rate, name = (frames[0].shape[1], frames[0].shape[0]), fps or 30.0, "the video"

@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 from magicpose.errors import InputError
-from magicpose.interfaces.commands.animate import SCHEDULER_NAMES
-from magicpose.models.default import DEFAULT_MODEL_GUIDANCE, DEFAULT_MODEL_STEPS
+from magicpose.interfaces.options import add_model_arguments, add_sampling_arguments, load_from_args, sampling_overrides
 
 PROTOCOL_HELP = (
     "disco: exactly the field's evaluation code (DisCo), quirks included, for numbers comparable with "
@@ -43,13 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="folder holding the metric networks' weight files (default: %(default)s, "
                              "or $MAGICPOSE_METRIC_WEIGHTS)")  # fmt: skip
     parser.add_argument("--json", help="also write all results (per frame, per video, pooled) to this JSON file")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per network batch (default: %(default)s)")
     puppet = parser.add_argument_group(
         "puppet world", "--puppet: self-reenactment of held-out test puppets (first frame -> later frames), "
         "scored inside the person mask and with the paper's SSIM/PSNR/L1 (docs/default_model.md)")  # fmt: skip
     puppet.add_argument("--puppet", action="store_true", help="evaluate a model on the puppet test split")
-    puppet.add_argument("--model", help="MagicPose model folder (default: the embedded default model)")
     puppet.add_argument("--no-reference", action="store_true",
                         help="run without the appearance branch: the pose ControlNet alone (ablation baseline)")  # fmt: skip
     puppet.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
@@ -68,24 +65,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     puppet.add_argument("--noise-per-frame", action="store_true",
                         help="an independent draw of initial noise per frame (AnimateDiff's sampling) instead of "
                              "one draw for every frame (the official MagicPose sampling)")  # fmt: skip
-    puppet.add_argument("--motion-adapter", help="motion module (MotionAdapter folder or AnimateDiff .ckpt) in the "
-                        "base UNet: each video is one clip (default: the model folder's own motion_adapter/, "
-                        "as the embedded model has; docs/motion_module.md)")  # fmt: skip
-    puppet.add_argument("--no-motion-module", action="store_true",
-                        help="leave the model folder's own motion module out: every frame denoised on its own")  # fmt: skip
     puppet.add_argument("--size", type=int, default=128, help="frame size in pixels (default: %(default)s)")
-    puppet.add_argument("--steps", type=int, default=DEFAULT_MODEL_STEPS, help="denoising steps (default: the embedded model's %(default)s)")
-    puppet.add_argument("--guidance", type=float, default=DEFAULT_MODEL_GUIDANCE,
-                        help="image guidance scale; 1 = off (default: the embedded model's %(default)s)")  # fmt: skip
-    puppet.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                        help="guide only at sampling timesteps t with LOW < t <= HIGH (of 1000), the conditional "
-                             "model alone elsewhere (Kynkäänniemi et al. 2024; default: every step)")  # fmt: skip
     puppet.add_argument("--seed", type=int, default=42)
-    puppet.add_argument("--scheduler", choices=SCHEDULER_NAMES, help="sampler (default: the model's own)")
-    puppet.add_argument("--start-from-reference", action=argparse.BooleanOptionalAction,
-                        help="start sampling from the noised reference instead of pure noise (default: the model's setting)")  # fmt: skip
     puppet.add_argument("--no-hands", action="store_true", help="drive with skeletons whose hands are missing")
     puppet.add_argument("--no-face", action="store_true", help="drive with skeletons whose face is missing")
+    add_sampling_arguments(parser)
+    add_model_arguments(parser, official=False)
     parser.set_defaults(func=run)
 
 
@@ -126,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from magicpose.evaluation.evaluator import evaluate, load_networks
     from magicpose.evaluation.pairing import pair_frames
     from magicpose.evaluation.report import format_table, write_json
+    from magicpose.pipelines.assembly import resolve_device
 
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
@@ -135,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"magicpose evaluate: warning: {warning}", file=sys.stderr)
     if not metrics:
         raise InputError("no metric left to compute; see the warnings above")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     networks = load_networks(metrics, args.weights_dir, device)
     results = evaluate(videos, metrics, args.protocol, networks, batch_size=args.batch_size)
     results.update(generated=str(args.generated), ground_truth=str(args.ground_truth),
@@ -153,28 +139,20 @@ def run_puppet(args: argparse.Namespace) -> int:
     from magicpose.evaluation.report import write_json
     from magicpose.models.default import default_model_folder
     from magicpose.models.motion_module import is_motion_unet
-    from magicpose.pipelines.assembly import MOTION_ADAPTER, load_pipeline
+    from magicpose.pipelines.assembly import MOTION_ADAPTER
 
-    for name in ("videos", "frames", "steps", "frame_stride"):
+    for name in ("videos", "frames", "frame_stride", "size"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.guidance_interval and not 0 <= args.guidance_interval[0] < args.guidance_interval[1]:
-        raise InputError(f"--guidance-interval LOW HIGH needs 0 <= LOW < HIGH, got {args.guidance_interval}")
+    overrides = sampling_overrides(args)
     folder = args.model or default_model_folder()
-    pipeline = load_pipeline(folder, motion_module=not args.no_motion_module, motion_adapter=args.motion_adapter)
+    pipeline = load_from_args(args)
     motion_adapter = args.motion_adapter or (str(Path(folder) / MOTION_ADAPTER) if is_motion_unet(pipeline.unet) else None)
     pipeline.set_progress_bar_config(disable=True)
-    if args.scheduler:
-        from magicpose.pipelines.schedulers import scheduler_named
-
-        pipeline.scheduler = scheduler_named(args.scheduler, pipeline.scheduler.config)
-    options = dict(videos=args.videos, frames_per_video=args.frames, size=args.size, num_inference_steps=args.steps,
-                   guidance_scale=args.guidance, seed=args.seed, split=args.split, hands=not args.no_hands, face=not args.no_face,
-                   frame_stride=args.frame_stride,
-                   guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None,
-                   noise_per_frame=args.noise_per_frame,
-                   start_from_reference=pipeline.config.start_from_reference if args.start_from_reference is None
-                   else args.start_from_reference)  # fmt: skip
+    recipe = pipeline.recipe(**overrides)
+    options = dict(videos=args.videos, frames_per_video=args.frames, size=args.size, seed=args.seed, split=args.split,
+                   hands=not args.no_hands, face=not args.no_face, frame_stride=args.frame_stride,
+                   noise_per_frame=args.noise_per_frame, frame_chunk_size=args.frame_chunk, **recipe)  # fmt: skip
     label = "pose ControlNet only" if args.no_reference else "model"
     rows = {label: evaluate_on_puppets(pipeline, reference=not args.no_reference, **options).mean()}
     baseline = None
@@ -183,7 +161,7 @@ def run_puppet(args: argparse.Namespace) -> int:
         if (pretrained / "config.json").is_file():
             from diffusers import ControlNetModel
 
-            pipeline.pose_control = ControlNetModel.from_pretrained(pretrained)
+            pipeline.pose_control = ControlNetModel.from_pretrained(pretrained, torch_dtype=pipeline.unet.dtype).to(pipeline.device)
         else:
             baseline_label += " (the model's own ControlNet)"
         baseline = rows[baseline_label] = evaluate_on_puppets(pipeline, reference=False, **options).mean()
@@ -193,17 +171,19 @@ def run_puppet(args: argparse.Namespace) -> int:
 
     driving = "full skeletons" if not (args.no_hands or args.no_face) else "skeletons without " + " and ".join(
         part for part, off in (("hands", args.no_hands), ("face", args.no_face)) if off)  # fmt: skip
-    start = "the noised reference" if options["start_from_reference"] else "pure noise"
+    start = "the noised reference" if recipe["start_from_reference"] else "pure noise"
     motion = f" with the motion module {args.motion_adapter or MOTION_ADAPTER + '/'}" if motion_adapter else ""
     motion += ", noise drawn per frame" if args.noise_per_frame else ""
-    interval = f" in ({options['guidance_interval'][0]:g}, {options['guidance_interval'][1]:g}]" if options["guidance_interval"] else ""
+    interval = recipe["guidance_interval"]
+    interval = f" in ({interval[0]:g}, {interval[1]:g}]" if interval else ""
     print(f"{folder}{motion}: {args.videos} {args.split} puppets x {args.frames} frames (every {args.frame_stride}) "
-          f"at {args.size}px, {args.steps} steps of "
-          f"{type(pipeline.scheduler).__name__} from {start}, guidance {args.guidance}{interval}, {driving}")  # fmt: skip
+          f"at {args.size}px, {recipe['num_inference_steps']} steps of {type(pipeline.scheduler).__name__} from {start}, "
+          f"guidance {recipe['guidance_scale']:g}{interval}, {driving}")  # fmt: skip
     print(format_rows(rows))
     if not args.no_reference:
         print("\n".join(target_lines(rows["model"], baseline)))
     if args.json:
-        write_json({"model": str(folder), "motion_adapter": motion_adapter, "scheduler": type(pipeline.scheduler).__name__, "options": options, "rows": rows}, args.json)
+        write_json({"model": str(folder), "motion_adapter": motion_adapter, "scheduler": type(pipeline.scheduler).__name__,
+                    "options": options, "rows": rows}, args.json)  # fmt: skip
         print(f"wrote {args.json}")
     return 0
