@@ -16,6 +16,7 @@ _LAZY = {
     "TextContext": "magicpose.models.text_context",
     "MagicPosePipeline": "magicpose.pipelines.pipeline_magicpose",
     "MagicPosePipelineOutput": "magicpose.pipelines.pipeline_magicpose",
+    "load": "magicpose.pipelines.assembly",
 }
 
 __all__ = ["__version__", *_LAZY]

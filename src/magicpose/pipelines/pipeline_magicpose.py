@@ -78,6 +78,9 @@ class MagicPosePipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->appearance_control->pose_control->unet->vae"
     _optional_components = ["text_encoder", "tokenizer"]
+    # A 236 KB buffer with no parameters: accelerate's offload hook cannot place it (it looks for a
+    # parameter), and it is moved to the execution device per call anyway.
+    _exclude_from_cpu_offload = ["text_context"]
 
     def __init__(
         self,
