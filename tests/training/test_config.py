@@ -70,3 +70,40 @@ def test_puppet_size_gives_native_scale_patches_of_larger_frames():
     frames = [video.frame(f).image.astype(int) for f in range(2)]
     windows = [frame[y : y + 16, x : x + 16] for frame in frames for y in range(17) for x in range(17)]
     assert min(np.abs(window - pixels).max() for window in windows) <= 1
+
+
+def test_sampling_defaults_to_the_official_recipe(path):
+    sampling = load_config(path).sampling
+    assert (sampling.scheduler, sampling.num_inference_steps, sampling.guidance_scale) == ("ddim", 50, 7.0)
+    assert sampling.start_from_reference is False and sampling.guidance_interval is None
+    assert (sampling.window_frames, sampling.window_overlap) == (16, 4)
+    sampling = load_config(path, ["sampling.guidance_interval=[500, 1000]", "sampling.scheduler=euler-a"]).sampling
+    assert sampling.guidance_interval == (500.0, 1000.0) and sampling.scheduler == "euler-a"
+
+
+def test_sampling_scheduler_names_are_the_pipelines():
+    from magicpose.pipelines.schedulers import SCHEDULERS
+    from magicpose.training.config import SAMPLING_SCHEDULERS
+
+    assert SAMPLING_SCHEDULERS == tuple(SCHEDULERS)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sampling.scheduler=pndm", "sampling.scheduler must be one of ddim, dpm\\+\\+, unipc, euler-a, got 'pndm'"),
+    ("sampling.num_inference_steps=0", "sampling.num_inference_steps must be from 1 to 1000, got 0"),
+    ("sampling.num_inference_steps=2.5", "sampling.num_inference_steps must be int"),
+    ("sampling.guidance_scale=-1", "sampling.guidance_scale must be 0 or more"),
+    ("sampling.guidance_scale=.nan", "sampling.guidance_scale must be 0 or more"),
+    ("sampling.start_from_reference=yes please", "sampling.start_from_reference must be true or false"),
+    ("sampling.guidance_interval=[800, 200]", r"sampling.guidance_interval must be null or \[low, high\] with 0 <= low < high <= 1000"),
+    ("sampling.guidance_interval=[0, 1001]", "sampling.guidance_interval must be null"),
+    ("sampling.guidance_interval=[-1, 500]", "sampling.guidance_interval must be null"),
+    ("sampling.guidance_interval=500", "sampling.guidance_interval must be a list of 2 numbers"),
+    ("sampling.window_frames=0", "sampling.window_frames must be at least 1"),
+    ("sampling.window_overlap=16", r"sampling.window_overlap must be from 0 to sampling.window_frames - 1 \(15\), got 16"),
+    ("sampling.window_overlap=-1", "sampling.window_overlap must be from 0"),
+    ("sampling.steps=10", "unknown key"),
+])  # fmt: skip
+def test_bad_sampling_values_name_the_problem(path, override, message):
+    with pytest.raises(InputError, match=message):
+        load_config(path, [override])

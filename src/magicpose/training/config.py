@@ -5,6 +5,7 @@
     data: {source: puppet, size: 128, ...}
     train: {max_steps: 20000, batch_size: 4, learning_rate: 1.0e-5, ...}
     output: {dir: runs/puppet/stage2_pose, checkpoint_every: 500, ...}
+    sampling: {scheduler: dpm++, num_inference_steps: 10, ...}   # what the exported pipeline samples with
 
 Overrides use dotted keys (`train.max_steps=10`); values are parsed as YAML (`1e-4`, `true`, `null`).
 Unknown keys and wrong types are errors that name the key, so a typo never trains with a default.
@@ -13,6 +14,7 @@ Unknown keys and wrong types are errors that name the key, so a typo never train
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,8 @@ import yaml
 from magicpose.errors import InputError
 
 STAGES = ("vae", "base_unet", "controlnet", "appearance", "pose", "motion")
+# Names of magicpose.pipelines.schedulers.SCHEDULERS (not imported: reading a config needs no diffusers).
+SAMPLING_SCHEDULERS = ("ddim", "dpm++", "unipc", "euler-a")
 
 
 @dataclass
@@ -95,12 +99,29 @@ class OutputConfig:
 
 
 @dataclass
+class SamplingConfig:
+    """The sampling recipe a whole-pipeline export (stages appearance and pose) carries: the scheduler
+    it saves in `scheduler/` and the rest in `model_index.json`, the defaults of `MagicPosePipeline.__call__`.
+    The defaults are the official recipe (DDIM, 50 steps, guidance 7, from pure noise, guidance at every
+    step); the validation grids keep their own settings (`output.validation_*`)."""
+
+    scheduler: str = "ddim"  # ddim | dpm++ | unipc | euler-a
+    num_inference_steps: int = 50
+    guidance_scale: float = 7.0  # 1: no guidance
+    start_from_reference: bool = False  # sample from the reference's latents noised to the first timestep
+    guidance_interval: tuple[float, float] | None = None  # (low, high) training timesteps: guide only there
+    window_frames: int = 16  # with a motion module: sliding-window length and overlap (AnimateDiff: 16, 4)
+    window_overlap: int = 4
+
+
+@dataclass
 class TrainingConfig:
     stage: str
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -116,7 +137,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> TrainingConfig:
     except yaml.YAMLError as error:
         raise InputError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(raw, dict):
-        raise InputError(f"{path} must hold a mapping of sections (stage, model, data, train, output)")
+        raise InputError(f"{path} must hold a mapping of sections (stage, model, data, train, output, sampling)")
     for override in overrides:
         apply_override(raw, override)
     return config_from_dict(raw, where=str(path))
@@ -138,7 +159,7 @@ def apply_override(raw: dict, override: str) -> None:
 def config_from_dict(raw: dict, where: str = "config") -> TrainingConfig:
     unknown = set(raw) - {f.name for f in dataclasses.fields(TrainingConfig)}
     if unknown:
-        raise InputError(f"{where}: unknown section(s) {sorted(unknown)}; expected stage, model, data, train, output")
+        raise InputError(f"{where}: unknown section(s) {sorted(unknown)}; expected stage, model, data, train, output, sampling")
     sections = {}
     for section in dataclasses.fields(TrainingConfig):
         if section.name == "stage":
@@ -152,7 +173,8 @@ def config_from_dict(raw: dict, where: str = "config") -> TrainingConfig:
     return config
 
 
-_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "output": OutputConfig}
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "output": OutputConfig,
+             "sampling": SamplingConfig}
 
 
 def _build(cls, values: dict, where: str):
@@ -199,7 +221,7 @@ def _coerce(value, hint, where: str):
 def validate(config: TrainingConfig, where: str = "config") -> None:
     if config.stage not in STAGES:
         raise InputError(f"{where}: stage must be one of {STAGES}, got {config.stage!r}")
-    t, d, o = config.train, config.data, config.output
+    t, d, o, s = config.train, config.data, config.output, config.sampling
     checks = [
         (t.max_steps >= 1, "train.max_steps must be at least 1"),
         (t.batch_size >= 1, "train.batch_size must be at least 1"),
@@ -217,6 +239,17 @@ def validate(config: TrainingConfig, where: str = "config") -> None:
         (o.keep_checkpoints >= 1, "output.keep_checkpoints must be at least 1"),
         (o.validate_every >= 0, "output.validate_every must be 0 (off) or positive"),
         (config.model.preset in ("tiny", "puppet", "sd15"), "model.preset must be tiny, puppet or sd15"),
+        (s.scheduler in SAMPLING_SCHEDULERS,
+         f"sampling.scheduler must be one of {', '.join(SAMPLING_SCHEDULERS)}, got {s.scheduler!r}"),
+        (1 <= s.num_inference_steps <= 1000, f"sampling.num_inference_steps must be from 1 to 1000, got {s.num_inference_steps}"),
+        (math.isfinite(s.guidance_scale) and s.guidance_scale >= 0,
+         f"sampling.guidance_scale must be 0 or more (1: no guidance), got {s.guidance_scale}"),
+        (s.guidance_interval is None or 0 <= s.guidance_interval[0] < s.guidance_interval[1] <= 1000,
+         "sampling.guidance_interval must be null or [low, high] with 0 <= low < high <= 1000 (training timesteps), "
+         f"got {list(s.guidance_interval or ())}"),
+        (s.window_frames >= 1, f"sampling.window_frames must be at least 1, got {s.window_frames}"),
+        (0 <= s.window_overlap < s.window_frames,
+         f"sampling.window_overlap must be from 0 to sampling.window_frames - 1 ({s.window_frames - 1}), got {s.window_overlap}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -1,8 +1,9 @@
 """Trained components -> folders the rest of the project loads.
 
-Stages 1 and 2 write a whole pipeline folder (`load_pipeline` reads it). The prerequisite stages write
-per-component folders (`OUT/export/vae`, `unet` + `text_context`, `pose_control`) that the next stage's
-config names in its `model:` section.
+Stages 1 and 2 write a whole pipeline folder (`load_pipeline` reads it) that samples with the config's
+`sampling:` recipe (default: the official one). The prerequisite stages write per-component folders
+(`OUT/export/vae`, `unet` + `text_context`, `pose_control`) that the next stage's config names in its
+`model:` section; stage 3 writes `motion_adapter/`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+from magicpose.training.config import SamplingConfig
 
 PIPELINE_PARTS = ("unet", "appearance_control", "pose_control", "vae", "text_context")
 
@@ -38,26 +41,35 @@ def calibrate_vae_latents(vae, images: torch.Tensor) -> float:
     return float(1.0 / (latents - mean.view(1, -1, 1, 1)).std().clamp_min(1e-6))
 
 
-def export_components(parts: dict, out: str | Path) -> Path:
-    """Write the stage's components: a pipeline folder when all parts are there, else one folder each."""
+def _pipeline_with_recipe(parts: dict, sampling: SamplingConfig):
+    """A `MagicPosePipeline` of `parts` that samples with `sampling` by default."""
+    from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
+    from magicpose.pipelines.schedulers import official_ddim_scheduler, scheduler_named
+
+    return MagicPosePipeline(
+        **{name: parts[name] for name in PIPELINE_PARTS},
+        scheduler=scheduler_named(sampling.scheduler, official_ddim_scheduler().config),
+        start_from_reference=sampling.start_from_reference,
+        num_inference_steps=sampling.num_inference_steps,
+        guidance_scale=sampling.guidance_scale,
+        guidance_interval=list(sampling.guidance_interval) if sampling.guidance_interval is not None else None,
+        window_frames=sampling.window_frames,
+        window_overlap=sampling.window_overlap,
+    )
+
+
+def export_components(parts: dict, out: str | Path, sampling: SamplingConfig | None = None) -> Path:
+    """Write the stage's components: a pipeline folder when all parts are there, else one folder each.
+
+    A pipeline folder carries `sampling` (default: the official recipe) as its own: the scheduler in
+    `scheduler/`, the other settings in `model_index.json`, where `load_pipeline` and `__call__` find them.
+    """
     from magicpose.pipelines.assembly import save_pipeline_atomically
 
     out = Path(out)
     parts = {name: module.float() if hasattr(module, "float") else module for name, module in parts.items() if module is not None}
     if all(name in parts for name in PIPELINE_PARTS):
-        from magicpose.models.default import DEFAULT_MODEL_SCHEDULER
-        from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
-        from magicpose.pipelines.schedulers import official_ddim_scheduler, scheduler_named
-
-        # The sampling the default model ships with (docs/default_model.md, chosen on puppet val): our UNets
-        # are trained on SD's schedule, whose noisiest inputs still hold the image's mean colour, so pure
-        # noise greys the background (MagicPosePipeline.__call__); DPM-Solver++ beat DDIM at half the steps.
-        pipeline = MagicPosePipeline(
-            **{name: parts[name] for name in PIPELINE_PARTS},
-            scheduler=scheduler_named(DEFAULT_MODEL_SCHEDULER, official_ddim_scheduler().config),
-            start_from_reference=True,
-        )
-        return save_pipeline_atomically(pipeline, out, overwrite=True)
+        return save_pipeline_atomically(_pipeline_with_recipe(parts, sampling or SamplingConfig()), out, overwrite=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -40,39 +40,100 @@ COMPONENT_CLASSES = {
 
 
 def load_components(model: ModelConfig) -> dict:
-    """Components named by the model config: folders where given, else the preset's architecture.
+    """Components named by the model config, each network built once: folders where given, else
+    `model.sd15`'s unet, vae and empty-prompt context, else the preset's architecture at random.
 
-    Order matters for the paper's initialisation: the appearance branch defaults to a copy of the
-    (possibly loaded) base UNet, the pose ControlNet to `ControlNetModel.from_unet` of it.
+    The appearance branch defaults to a copy of the base UNet (the paper's initialisation) and the pose
+    ControlNet to `ControlNetModel.from_unet` of it; where the base UNet itself is random, both come from
+    the preset's random stream, as `presets.build_components` draws them.
     """
-    from magicpose.models.presets import build_components
-
-    components = build_components(model.preset, seed=model.seed)
-    if model.sd15:
-        from magicpose.models.loading import components_from_sd15, load_sd15
-
-        sd15 = components_from_sd15(load_sd15(model.sd15))
-        components.update({key: sd15[key] for key in ("unet", "vae", "text_context")})
-        components["appearance_control"] = AppearanceControlModel.from_unet(components["unet"])
-        components["pose_control"] = None
-    loaded = set()
-    for name, cls in COMPONENT_CLASSES.items():
-        path = getattr(model, name)
-        if path:
-            components[name] = _load_folder(cls, path, name)
-            loaded.add(name)
-    if "unet" in loaded or model.sd15:
-        if "appearance_control" not in loaded:
+    given = {name for name in COMPONENT_CLASSES if getattr(model, name)}
+    base = {"unet", "vae", "text_context"} - given
+    from_sd15 = base if model.sd15 else set()
+    random_unet = "unet" in (base - from_sd15)
+    # From the preset: what nothing else supplies; with a random base UNet also the branches made from it.
+    wanted = (base - from_sd15) | ({"appearance_control", "pose_control"} - given if random_unet else set())
+    components = _preset_parts(model.preset, model.seed, wanted) if wanted else {}
+    for name in sorted(given, key=list(COMPONENT_CLASSES).index):
+        components[name] = _load_folder(COMPONENT_CLASSES[name], getattr(model, name), name)
+    if from_sd15:
+        components.update(_sd15_parts(model.sd15, from_sd15))
+    if not random_unet:
+        if "appearance_control" not in given:
             components["appearance_control"] = AppearanceControlModel.from_unet(components["unet"])
-        if "pose_control" not in loaded:
-            hint = components["pose_control"].config.conditioning_embedding_out_channels if components["pose_control"] else None
+        if "pose_control" not in given:
+            hint = None if model.sd15 else _preset_hint_channels(model.preset)
             with torch.random.fork_rng():
                 torch.manual_seed(model.seed)
                 components["pose_control"] = ControlNetModel.from_unet(
                     components["unet"], conditioning_channels=3, **({"conditioning_embedding_out_channels": hint} if hint else {})
                 )
-    components["loaded"] = loaded
+    from magicpose.pipelines.schedulers import official_ddim_scheduler
+
+    components["scheduler"] = official_ddim_scheduler()
+    components["loaded"] = given
     return components
+
+
+def _preset_hint_channels(preset: str):
+    from magicpose.models.presets import component_configs
+
+    return component_configs(preset)["pose_control"].get("conditioning_embedding_out_channels")
+
+
+def _preset_parts(preset: str, seed: int, wanted: set[str]) -> dict:
+    """The preset's random components named in `wanted`, exactly as `presets.build_components(preset,
+    seed)` draws them: one random stream, in the order unet, appearance_control (a copy of the unet),
+    pose_control (`from_unet`), vae, text_context. A part not wanted is skipped unless a wanted one is
+    drawn after it (then it is built and dropped, so that what follows comes out the same)."""
+    from magicpose.models.presets import component_configs
+
+    configs = component_configs(preset)
+    zeros = bool(configs["context"].get("zeros"))
+    stream = ["unet", "appearance_control", "pose_control", "vae"] + ([] if zeros else ["text_context"])
+    last = max((stream.index(name) for name in wanted if name in stream), default=-1)
+    draw = set(stream[: last + 1]) | wanted
+    parts = {}
+    with torch.random.fork_rng(), torch.device("cpu"):
+        torch.manual_seed(seed)
+        if "unet" in draw:
+            parts["unet"] = UNet2DConditionModel(**configs["unet"])
+        if "appearance_control" in draw:
+            parts["appearance_control"] = AppearanceControlModel.from_unet(parts["unet"])
+        if "pose_control" in draw:
+            hint = configs["pose_control"].get("conditioning_embedding_out_channels")
+            parts["pose_control"] = ControlNetModel.from_unet(
+                parts["unet"], conditioning_channels=3, **({"conditioning_embedding_out_channels": hint} if hint else {})
+            )
+        if "vae" in draw:
+            parts["vae"] = AutoencoderKL(**configs["vae"])
+        if "text_context" in draw:
+            shape = (1, configs["context"]["length"], configs["context"]["dim"])
+            parts["text_context"] = TextContext.from_tensor(torch.zeros(shape) if zeros else torch.randn(shape))
+    return {name: part.eval() for name, part in parts.items() if name in wanted}
+
+
+def _sd15_parts(name: str, wanted: set[str]) -> dict:
+    """`wanted` of unet, vae and text_context (the empty prompt's CLIP embedding) from an SD-1.5 folder or
+    hub id, reading only the subfolders they need (as `models.loading.load_sd15` reads them)."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from magicpose.models.loading import is_hub_id, require_parts
+    from magicpose.models.text_context import encode_prompt
+
+    subfolders = {"unet": ("unet",), "vae": ("vae",), "text_context": ("text_encoder", "tokenizer")}
+    if not is_hub_id(str(name)):
+        require_parts(name, tuple(sub for part in sorted(wanted) for sub in subfolders[part]), "Stable Diffusion 1.5")
+    parts = {}
+    if "unet" in wanted:
+        parts["unet"] = UNet2DConditionModel.from_pretrained(name, subfolder="unet")
+    if "vae" in wanted:
+        parts["vae"] = AutoencoderKL.from_pretrained(name, subfolder="vae")
+    if "text_context" in wanted:
+        text_encoder = CLIPTextModel.from_pretrained(name, subfolder="text_encoder")
+        tokenizer = CLIPTokenizer.from_pretrained(name, subfolder="tokenizer")
+        parts["text_context"] = TextContext.from_tensor(encode_prompt(text_encoder, "", tokenizer))
+    return parts
 
 
 def _load_folder(cls, path: str, name: str):

@@ -159,7 +159,8 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
     if ema is not None:
         ema.copy_to(parameters)  # what the run exports is the average
     if main:
-        _export(accelerator.unwrap_model(stage), _calibration_batch(config) if config.stage == "vae" else held_out, export)
+        _export(accelerator.unwrap_model(stage), _calibration_batch(config) if config.stage == "vae" else held_out, export,
+                config.sampling)  # fmt: skip
         print(f"exported {config.stage} to {export}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -193,9 +194,9 @@ def _validate(stage, batch: dict, path: Path, config: TrainingConfig) -> None:
     save_validation_grid(stage, batch, path, config.output.validation_inference_steps, config.output.validation_guidance_scale)
 
 
-def _export(stage, held_out: dict, out: Path) -> None:
+def _export(stage, held_out: dict, out: Path, sampling=None) -> None:
     from magicpose.training.export import calibrate_vae_latents, export_components
 
     if isinstance(stage, VaeStage):
         stage.vae.register_to_config(scaling_factor=calibrate_vae_latents(stage.vae, held_out["target"]))
-    export_components(stage.exported(), out)
+    export_components(stage.exported(), out, sampling)
