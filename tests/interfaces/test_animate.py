@@ -86,3 +86,41 @@ def test_bad_inputs_fail_clearly_and_leave_no_output(workdir, tmp_path, capsys):
         assert code == 2, overrides
         assert message in capsys.readouterr().err
         assert not (tmp_path / "out.mp4").exists()
+
+
+def test_the_embedded_model_says_what_it_is_and_a_named_model_does_not(workdir, capsys):
+    assert _animate(workdir, out="named.mp4") == 0
+    assert "embedded puppet model" not in capsys.readouterr().err
+    code = main(["animate", "--reference", str(reference_path("real_media", "astronaut.png")), "--driving",
+                 str(workdir / "poses.json"), "--out", str(workdir / "embedded.mp4"), "--steps", "1", "--max-frames", "1"])  # fmt: skip
+    assert code == 0
+    note = capsys.readouterr().err
+    assert "embedded puppet model" in note and "magicpose convert" in note and "--model" in note
+
+
+def test_max_frames_limits_pose_detection_to_those_frames(workdir, monkeypatch):
+    from magicpose.data.puppet.world import PuppetVideo, video_spec
+    from magicpose.media import write_video
+    from magicpose.pipelines.animation import load_driving_poses
+    from magicpose.poses.detect import PoseDetector
+
+    video = PuppetVideo(video_spec("test", 1, num_frames=12, framing="full"))
+    write_video(workdir / "dance.mp4", [video.frame(i).image for i in range(12)], video.spec.fps)
+    seen = []
+    detect_frames = PoseDetector.detect_frames
+    monkeypatch.setattr(PoseDetector, "detect_frames",
+                        lambda self, frames, **kw: detect_frames(self, [seen.append(1) or f for f in frames], **kw))  # fmt: skip
+    assert len(load_driving_poses(workdir / "dance.mp4", max_frames=3, progress=False)) == 3
+    assert len(seen) == 3  # the other 9 frames were neither decoded nor detected
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--steps", "0", "steps must be from 1 to 1000"), ("--guidance", "nan", "guidance must be from 0"),
+    ("--guidance", "1e6", "guidance must be from 0"), ("--frame-chunk", "0", "--frame-chunk must be at least 1"),
+    ("--window-overlap", "16", "window overlap"), ("--device", "tpu", "unknown device"),
+    ("--max-frames", "0", "--max-frames must be at least 1"),
+])  # fmt: skip
+def test_bad_sampling_and_hardware_options_stop_before_any_work(workdir, capsys, option, value, message):
+    assert _animate(workdir, option, value, out="bad.mp4") == 2
+    assert message in capsys.readouterr().err
+    assert not (workdir / "bad.mp4").exists()

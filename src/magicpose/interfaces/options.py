@@ -91,8 +91,14 @@ def load_from_args(args: argparse.Namespace):
 
 
 def sampling_overrides(args: argparse.Namespace) -> dict:
-    """The sampling options given, as `MagicPosePipeline.__call__` keywords (those left out: the model's)."""
+    """The sampling options given, as `MagicPosePipeline.__call__` keywords (those left out: the model's).
+
+    Checks them, and the device and dtype, so that a bad value stops the command before any heavy work.
+    """
+    from magicpose.pipelines.assembly import resolve_device, resolve_dtype
     from magicpose.pipelines.pipeline_magicpose import check_recipe
+
+    resolve_dtype(args.dtype, resolve_device(args.device))
 
     overrides = dict(
         num_inference_steps=args.steps, guidance_scale=args.guidance, start_from_reference=args.start_from_reference,
