@@ -69,7 +69,8 @@ class MultiSourceAttnProcessor:
     """On the base UNet's attn1: queries from its own tokens, keys/values over [own ; reference] tokens.
 
     With an empty bank this is exactly diffusers' self-attention. A reference batch of 1 is broadcast
-    to every frame of the batch, which is how one appearance pass serves a whole video.
+    to every frame of the batch, which is how one appearance pass serves a whole video; its keys and
+    values are projected once for that batch of 1, not once per frame.
     """
 
     def __init__(self, bank: ReferenceBank, name: str):
@@ -93,13 +94,16 @@ class MultiSourceAttnProcessor:
             raise ValueError("multi-source attention expects token inputs (B, L, C) without an attention mask")
 
         batch, own_length, _ = hidden_states.shape
-        reference = broadcast_reference(reference, batch, self.name)
-        sources = torch.cat([hidden_states, reference.to(hidden_states.dtype)], dim=1)
+        # to_k and to_v are per-token maps: projecting [own ; reference] is projecting each part. The
+        # reference tokens are projected for the stored batch (1 for a whole video), then broadcast,
+        # instead of once per frame.
+        reference = reference.to(hidden_states.dtype)
+        key = torch.cat([attn.to_k(hidden_states), broadcast_reference(attn.to_k(reference), batch, self.name)], dim=1)
+        value = torch.cat([attn.to_v(hidden_states), broadcast_reference(attn.to_v(reference), batch, self.name)], dim=1)
 
+        total_length = key.shape[1]
         heads = attn.heads
         query = attn.to_q(hidden_states)
-        key = attn.to_k(sources)
-        value = attn.to_v(sources)
         head_dim = key.shape[-1] // heads
         query = query.view(batch, -1, heads, head_dim).transpose(1, 2)
         key = key.view(batch, -1, heads, head_dim).transpose(1, 2)
@@ -107,7 +111,7 @@ class MultiSourceAttnProcessor:
 
         mask = None
         if self.bank.sample_mask is not None:
-            mask = reference_key_mask(self.bank.sample_mask, own_length, sources.shape[1])
+            mask = reference_key_mask(self.bank.sample_mask, own_length, total_length)
 
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
         out = out.transpose(1, 2).reshape(batch, -1, heads * head_dim).to(query.dtype)
