@@ -1,14 +1,28 @@
 """`magicpose convert` and loading: the official tiny checkpoint becomes a folder that reproduces it."""
 
 import json
+import os
+import stat
+import warnings
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from magicpose.errors import MissingWeightsError
+from magicpose.files import process_umask
 from magicpose.interfaces.cli import main
-from magicpose.pipelines.assembly import load_pipeline
+from magicpose.models.official_checkpoint import (
+    CLIP_PREFIX,
+    COMPONENT_CLASSES,
+    convert_official_state_dict,
+    load_ldm_config,
+)
+from magicpose.models.text_context import TextContext, encode_prompt
+from magicpose.pipelines.assembly import load_pipeline, pipeline_from_official
+from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
+from magicpose.pipelines.schedulers import official_ddim_scheduler
 from tests.reference_data import reference_path
 
 
@@ -75,3 +89,104 @@ def test_official_torch_file_with_module_prefix_converts(tmp_path):
     saved = load_file(out / "unet" / "diffusion_pytorch_model.safetensors")
     assert all(tensor.dtype == torch.bfloat16 for tensor in saved.values())
     assert load_pipeline(out, dtype=torch.bfloat16).unet.dtype == torch.bfloat16
+
+
+def _files(folder):
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
+def _in_memory_conversion(state, config, dtype=None):
+    """The conversion as it was done before components were written one at a time: every component
+    initialised, loaded with a copy of its weights and cast, in one pipeline."""
+    converted = convert_official_state_dict(state, config)
+    components = {}
+    for name, weights in converted.state_dicts.items():
+        model = COMPONENT_CLASSES[name].from_config(converted.configs[name])
+        model.load_state_dict(weights, strict=True)
+        components[name] = model.to(dtype) if dtype is not None else model
+    context = TextContext(length=77, dim=converted.configs["unet"]["cross_attention_dim"])  # no text encoder
+    return MagicPosePipeline(**components, text_context=context, scheduler=official_ddim_scheduler())
+
+
+@pytest.mark.parametrize("source, dtype", [("safetensors", None), ("th", torch.bfloat16)])
+def test_converted_folder_is_byte_for_byte_the_in_memory_conversion(tmp_path, source, dtype):
+    tiny = reference_path("magicdance", "tiny")
+    state = load_file(tiny / "official_state_dict.safetensors")
+    checkpoint = tiny / "official_state_dict.safetensors"
+    if source == "th":
+        checkpoint = tmp_path / "model_state-1.th"
+        torch.save(state, checkpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _in_memory_conversion(state, load_ldm_config(tiny / "config.yaml"), dtype).save_pretrained(tmp_path / "before")
+    flags = ["--dtype", "bf16"] if dtype is not None else []
+    assert main(["convert", str(checkpoint), str(tmp_path / "after"), "--config", str(tiny / "config.yaml"), *flags]) == 0
+    assert _files(tmp_path / "after") == _files(tmp_path / "before")
+    for name in _files(tmp_path / "before"):
+        assert (tmp_path / "after" / name).read_bytes() == (tmp_path / "before" / name).read_bytes(), name
+    # The in-memory path (animate --official) builds the same weights.
+    in_memory = pipeline_from_official(checkpoint, config=tiny / "config.yaml", dtype=dtype)
+    loaded = load_pipeline(tmp_path / "after", dtype=dtype)
+    for name in ("unet", "appearance_control", "pose_control", "vae"):
+        ours, theirs = getattr(in_memory, name).state_dict(), getattr(loaded, name).state_dict()
+        assert ours.keys() == theirs.keys()
+        assert all(ours[key].dtype == theirs[key].dtype and torch.equal(ours[key], theirs[key]) for key in ours), name
+    context = load_file(tmp_path / "after" / "text_context" / "diffusion_pytorch_model.safetensors")["embedding"]
+    assert torch.equal(in_memory.text_context.embedding, context)  # float32 in both
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_converted_folder_is_readable_as_the_umask_allows(tmp_path, mask):
+    tiny = reference_path("magicdance", "tiny")
+    previous = os.umask(mask)
+    try:
+        assert process_umask() == mask  # read without changing it
+        code = main(["convert", str(tiny / "official_state_dict.safetensors"), str(tmp_path / "out"), "--config", str(tiny / "config.yaml")])
+    finally:
+        os.umask(previous)
+    assert code == 0
+    paths = [tmp_path / "out", *(tmp_path / "out").rglob("*")]
+    assert any(path.name.endswith(".safetensors") for path in paths)
+    for path in paths:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o777 if path.is_dir() else 0o666) & ~mask, (path, oct(mode))
+    if mask == 0o022:
+        assert all(path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH) == stat.S_IRGRP | stat.S_IROTH for path in paths)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def _tiny_with_text_encoder(tmp_path):
+    """The tiny checkpoint plus a small random CLIP text encoder (official keys), and its model YAML."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tiny = reference_path("magicdance", "tiny")
+    clip_config = dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2,
+                       max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=32)  # fmt: skip
+    torch.manual_seed(0)
+    clip = CLIPTextModel(CLIPTextConfig(**clip_config))
+    state = load_file(tiny / "official_state_dict.safetensors")
+    state.update({CLIP_PREFIX + "text_model." + key: value for key, value in clip.state_dict().items()})
+    state[CLIP_PREFIX + "text_model.embeddings.position_ids"] = torch.arange(77)[None]
+    checkpoint = tmp_path / "model_state-clip.th"
+    torch.save(state, checkpoint)
+    config = yaml.safe_load((tiny / "config.yaml").read_text())
+    config["model"]["params"]["cond_stage_config"] = {"params": clip_config}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    return checkpoint, tmp_path / "config.yaml", clip.eval()
+
+
+def test_text_encoder_is_written_in_the_asked_dtype_and_the_context_comes_from_float32(tmp_path):
+    checkpoint, config, clip = _tiny_with_text_encoder(tmp_path)
+    assert main(["convert", str(checkpoint), str(tmp_path / "out"), "--config", str(config), "--dtype", "fp16"]) == 0
+    saved = load_file(tmp_path / "out" / "text_encoder" / "model.safetensors")
+    assert {value.dtype for value in saved.values()} == {torch.float16}
+    expected = clip.state_dict()
+    assert all(torch.equal(saved[key], expected[key].half()) for key in saved)
+    context = load_file(tmp_path / "out" / "text_context" / "diffusion_pytorch_model.safetensors")["embedding"]
+    assert context.dtype == torch.float32
+    assert torch.equal(context, encode_prompt(clip, ""))
+    pipeline = load_pipeline(tmp_path / "out", dtype=torch.float16)
+    assert pipeline.text_encoder.dtype == torch.float16
+    in_memory = pipeline_from_official(checkpoint, config=config, dtype=torch.float16)
+    assert in_memory.text_encoder.dtype == torch.float16
+    assert torch.equal(in_memory.text_context.embedding, context)

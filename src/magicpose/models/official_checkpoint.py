@@ -13,14 +13,26 @@ The official file is one torch state dict in the ldm layout (BRIEF §1):
 
 The layer renaming is diffusers' single-file conversion; this module adds the MagicPose prefixes, the
 bookkeeping that proves every key was used, and the few keys the official model never reads.
+
+Memory: the file is memory-mapped (a tensor's bytes are read when first used) and each component is
+converted, built around the file's tensors (no copy where the dtype is already right) and, for
+`magicpose convert`, written and dropped before the next one is read; the largest component (a UNet,
+3.4 GB in float32) is then the most that is ever held.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import inspect
 import json
+import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Mapping
 
 import torch
 import yaml
@@ -71,22 +83,29 @@ class ConvertedCheckpoint:
 
 
 def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a `.th`/`.pt`/`.ckpt` torch file (memory-mapped) or a `.safetensors` file."""
+    """Read a `.th`/`.pt`/`.ckpt` torch file or a `.safetensors` file, memory-mapped: every tensor is a view
+    of the file, read from disk when first used; the mapping goes when no tensor of it is left."""
     path = Path(path)
     if not path.is_file():
         raise MissingWeightsError(f"official checkpoint {path} does not exist; pass the path of model_state-*.th")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors import safe_open
 
-        return load_file(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # torch raises several types for non-checkpoints
-        raise InputError(f"{path} is not a readable torch checkpoint ({error.__class__.__name__}: {error})") from error
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    state = {key.removeprefix("module."): value for key, value in state.items()}  # DDP-wrapped saves
-    return state
+        try:
+            with safe_open(path, framework="pt") as handle:  # tensors outlive the handle: they hold the mapping
+                state = {key: handle.get_tensor(key) for key in handle.keys()}
+        except Exception as error:  # safetensors raises its own error types for non-safetensors files
+            raise InputError(f"{path} is not a readable safetensors file ({error.__class__.__name__}: {error})") from error
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as error:  # torch raises several types for non-checkpoints
+            raise InputError(f"{path} is not a readable torch checkpoint ({error.__class__.__name__}: {error})") from error
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+        if not isinstance(state, dict):
+            raise InputError(f"{path} holds a {type(state).__name__}, not a state dict; pass the official model_state-*.th")
+    return {key.removeprefix("module."): value for key, value in state.items()}  # DDP-wrapped saves
 
 
 def load_ldm_config(path: str | Path | None = None) -> dict:
@@ -120,8 +139,23 @@ def diffusers_configs(ldm_config: dict) -> dict[str, dict]:
     return configs
 
 
-def convert_official_state_dict(official: dict[str, torch.Tensor], ldm_config: dict | None = None) -> ConvertedCheckpoint:
-    """Rename the official keys into per-component diffusers state dicts (no tensor is copied)."""
+@dataclass
+class ConversionPlan:
+    """What a checkpoint holds, read from its key names (and its noise schedule) alone."""
+
+    configs: dict[str, dict]  # diffusers config of every component the checkpoint has weights for, in build order
+    appearance_prefix: str
+    unused: dict[str, str] = field(default_factory=dict)  # official key -> why the official model never reads it
+    source_keys: list[str] = field(default_factory=list)
+    checkpoint: Path | None = None  # the file, when planned from one (`plan_official_checkpoint`)
+
+    @property
+    def components(self) -> list[str]:
+        return list(self.configs)
+
+
+def plan_conversion(official: Mapping[str, torch.Tensor], ldm_config: dict | None = None) -> ConversionPlan:
+    """Check that `official` is a MagicPose checkpoint and list its components; no weight is read."""
     ldm_config = ldm_config if ldm_config is not None else load_ldm_config()
     configs = diffusers_configs(ldm_config)
     appearance_prefix = APPEARANCE_PREFIX if any(k.startswith(APPEARANCE_PREFIX) for k in official) else STAGE1_APPEARANCE_PREFIX
@@ -139,27 +173,43 @@ def convert_official_state_dict(official: dict[str, torch.Tensor], ldm_config: d
     unknown = [k for k in official if not k.startswith((UNET_PREFIX, appearance_prefix, POSE_PREFIX, VAE_PREFIX, CLIP_PREFIX)) and k not in unused]
     if unknown:
         raise InputError(f"unexpected keys in the checkpoint (first: {unknown[:5]}); is it a MagicPose/MagicDance file?")
-
-    state_dicts = {"unet": convert_ldm_unet_checkpoint(official, configs["unet"])}
-    appearance = {
-        UNET_PREFIX + key[len(appearance_prefix):]: value
-        for key, value in official.items()
-        if key.startswith(appearance_prefix) and key not in unused
-    }
-    state_dicts["appearance_control"] = convert_ldm_unet_checkpoint(appearance, configs["appearance_control"])
-    pose = {key[len(POSE_PREFIX):]: value for key, value in official.items() if key.startswith(POSE_PREFIX)}
-    if pose:
-        state_dicts["pose_control"] = convert_controlnet_checkpoint(pose, configs["pose_control"])
-    else:
+    if not any(k.startswith(POSE_PREFIX) for k in official):
         configs.pop("pose_control")  # a stage-1 checkpoint
-    state_dicts["vae"] = convert_ldm_vae_checkpoint(official, configs["vae"])
-    clip_model = CLIP_PREFIX + "text_model."
-    clip = {key[len(clip_model):]: value for key, value in official.items() if key.startswith(clip_model) and key not in unused}
-    if clip:
-        state_dicts["text_encoder"] = clip
-    else:
+    if not any(k.startswith(CLIP_PREFIX + "text_model.") and k not in unused for k in official):
         configs.pop("text_encoder", None)
-    return ConvertedCheckpoint(state_dicts=state_dicts, configs=configs, unused=unused, source_keys=list(official))
+    elif "text_encoder" not in configs:
+        raise InputError("the checkpoint has a CLIP text encoder but the model config has no cond_stage_config params for it")
+    return ConversionPlan(configs=configs, appearance_prefix=appearance_prefix, unused=unused, source_keys=list(official))
+
+
+def convert_component(official: Mapping[str, torch.Tensor], name: str, plan: ConversionPlan) -> dict[str, torch.Tensor]:
+    """One component's diffusers-layout state dict, renamed from `official` (no tensor is copied)."""
+    config = plan.configs[name]
+    if name == "unet":
+        return convert_ldm_unet_checkpoint(_starting_with(official, UNET_PREFIX), config)
+    if name == "appearance_control":
+        prefix = plan.appearance_prefix
+        appearance = {UNET_PREFIX + key[len(prefix):]: official[key] for key in official if key.startswith(prefix) and key not in plan.unused}
+        return convert_ldm_unet_checkpoint(appearance, config)
+    if name == "pose_control":
+        return convert_controlnet_checkpoint({key[len(POSE_PREFIX):]: official[key] for key in official if key.startswith(POSE_PREFIX)}, config)
+    if name == "vae":
+        return convert_ldm_vae_checkpoint(_starting_with(official, VAE_PREFIX), config)
+    if name == "text_encoder":
+        clip_model = CLIP_PREFIX + "text_model."
+        return {key[len(clip_model):]: official[key] for key in official if key.startswith(clip_model) and key not in plan.unused}
+    raise KeyError(f"unknown component {name!r}")
+
+
+def _starting_with(official: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {key: official[key] for key in official if key.startswith(prefix)}
+
+
+def convert_official_state_dict(official: Mapping[str, torch.Tensor], ldm_config: dict | None = None) -> ConvertedCheckpoint:
+    """Rename the official keys into per-component diffusers state dicts (no tensor is copied)."""
+    plan = plan_conversion(official, ldm_config)
+    state_dicts = {name: convert_component(official, name, plan) for name in plan.components}
+    return ConvertedCheckpoint(state_dicts=state_dicts, configs=plan.configs, unused=plan.unused, source_keys=plan.source_keys)
 
 
 def _check_ddpm_buffers(official: dict, ldm_config: dict, unused: dict[str, str]) -> None:
@@ -176,12 +226,48 @@ def _check_ddpm_buffers(official: dict, ldm_config: dict, unused: dict[str, str]
 
 def build_components(converted: ConvertedCheckpoint, dtype: torch.dtype | None = None) -> dict[str, torch.nn.Module]:
     """Instantiate every component and load its weights strictly (a missing or extra key is an error)."""
-    components = {}
-    for name, state in converted.state_dicts.items():
-        model = _instantiate(name, converted.configs[name])
-        model.load_state_dict(state, strict=True)
-        components[name] = model.to(dtype) if dtype is not None else model
-    return components
+    return {name: build_component(name, converted.configs[name], state, dtype) for name, state in converted.state_dicts.items()}
+
+
+def build_component(
+    name: str,
+    config: dict,
+    state: dict[str, torch.Tensor],
+    dtype: torch.dtype | None = None,
+    release: Callable[[torch.Tensor], None] | None = None,
+) -> torch.nn.Module:
+    """One component whose weights are `state`'s tensors, loaded strictly (a missing or extra key is an error).
+
+    The parameters are created on the meta device and then take the tensors themselves (`assign`), cast
+    one by one where their dtype is not the parameter's (float32, or `dtype` for floating-point weights):
+    the weights are held once, and nothing is initialised only to be overwritten. The values are those a
+    float32 model given `load_state_dict(state)` and then `.to(dtype)` would have. `release(tensor)` is
+    called on every source tensor once its cast copy exists.
+    """
+    from accelerate import init_empty_weights
+
+    with init_empty_weights(include_buffers=False):  # buffers outside the state dict (position ids) stay real
+        model = _instantiate(name, config)
+    expected = model.state_dict()
+    state = dict(state)
+    for key, value in state.items():
+        if key in expected:
+            target = dtype if dtype is not None and expected[key].is_floating_point() else expected[key].dtype
+            if value.dtype != target:
+                state[key] = value.to(target)
+                if release is not None:
+                    release(value)
+    model.load_state_dict(state, strict=True, assign=True)
+    del state
+    if dtype is not None:  # floating buffers that are not in the state dict, as `.to(dtype)` casts them
+        for module in model.modules():
+            for key, buffer in module._buffers.items():
+                if buffer is not None and buffer.is_floating_point() and buffer.dtype != dtype:
+                    module._buffers[key] = buffer.to(dtype)
+    left = [key for key, value in [*model.named_parameters(), *model.named_buffers()] if value.is_meta]
+    if left:
+        raise RuntimeError(f"{name}: no weights for {left[:5]} after loading the checkpoint")
+    return model
 
 
 def _instantiate(name: str, config: dict) -> torch.nn.Module:
@@ -209,3 +295,179 @@ def meta_state_dict(full_keys_json: str | Path) -> dict[str, torch.Tensor]:
         entry["key"]: torch.empty(entry["shape"], dtype=getattr(torch, entry["dtype"].removeprefix("torch.")), device="meta")
         for entry in entries
     }
+
+
+def plan_official_checkpoint(checkpoint: str | Path, config: str | Path | None = None) -> ConversionPlan:
+    """The plan of a stage-2 checkpoint file (its key names, checked); stage-1 files are refused."""
+    official = load_official_state_dict(checkpoint)
+    plan = plan_conversion(official, load_ldm_config(config))
+    del official
+    if "pose_control" not in plan.configs:
+        raise InputError(f"{checkpoint} is a stage-1 checkpoint (no pose ControlNet); use a stage-2 checkpoint")
+    plan.checkpoint = Path(checkpoint)
+    return plan
+
+
+def load_components(plan: ConversionPlan, names: list[str] | None = None, dtype: torch.dtype | None = None) -> dict[str, torch.nn.Module]:
+    """Build components (all of the plan's by default) from the planned file, each around its tensors.
+
+    The file is mapped afresh for each call; the mapping (and every page read from it) goes once the
+    returned modules are dropped, which is what lets `convert_to_folder` hold one component at a time.
+    """
+    if plan.checkpoint is None:
+        raise ValueError("the plan was not made from a file; use plan_official_checkpoint")
+    official = load_official_state_dict(plan.checkpoint)
+    release = _PageRelease(plan.checkpoint)
+    components = {}
+    for name in names if names is not None else plan.components:
+        components[name] = build_component(name, plan.configs[name], convert_component(official, name, plan), dtype, release)
+    del official
+    return components
+
+
+def load_sd15_tokenizer(sd15: str | Path):
+    """The CLIP tokenizer of an SD-1.5 folder (its tokenizer/ subfolder)."""
+    from transformers import CLIPTokenizer
+
+    from magicpose.models.loading import missing_parts
+
+    missing = missing_parts(sd15, ("tokenizer",))
+    if missing:
+        raise MissingWeightsError(f"SD-1.5 folder {sd15} has no tokenizer: missing {', '.join(missing)}")
+    return CLIPTokenizer.from_pretrained(sd15, subfolder="tokenizer")
+
+
+def empty_prompt_context(text_encoder: torch.nn.Module | None, tokenizer, plan: ConversionPlan):
+    """The `TextContext` of the empty prompt from the (float32) text encoder; zeros, with a warning, without one."""
+    from magicpose.models.text_context import TextContext, encode_prompt
+
+    if text_encoder is not None:
+        return TextContext.from_tensor(encode_prompt(text_encoder, "", tokenizer))
+    warnings.warn("the checkpoint has no text encoder: the cross-attention context is zeros")
+    return TextContext(length=77, dim=plan.configs["unet"]["cross_attention_dim"])
+
+
+def convert_to_folder(
+    checkpoint: str | Path,
+    out: str | Path,
+    config: str | Path | None = None,
+    sd15: str | Path | None = None,
+    dtype: torch.dtype | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the official checkpoint as a pipeline folder (what `MagicPosePipeline.save_pretrained` writes).
+
+    One component at a time: it is read from the memory-mapped file, built around the file's tensors
+    (cast if `dtype` asks), saved with its own `save_pretrained` and dropped, with its mapping, before
+    the next. `model_index.json` is the config of a `MagicPosePipeline` whose networks are built on the
+    meta device. Everything goes into a temporary folder beside `out` that replaces `out` when complete;
+    folders and files get the modes plain file calls give under the process umask.
+    """
+    from accelerate import init_empty_weights
+
+    from magicpose.files import atomic_folder
+    from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
+    from magicpose.pipelines.schedulers import official_ddim_scheduler
+
+    plan = plan_official_checkpoint(checkpoint, config)
+    tokenizer = load_sd15_tokenizer(sd15) if sd15 is not None else None
+    with atomic_folder(out, overwrite=overwrite) as folder:
+        written = set()
+        if "text_encoder" in plan.configs:  # first: the empty prompt's context is computed from it in float32
+            encoder = load_components(plan, ["text_encoder"])["text_encoder"]
+            context = empty_prompt_context(encoder, tokenizer, plan)
+            _save_component(encoder.to(dtype) if dtype is not None else encoder, folder / "text_encoder")
+            written.add("text_encoder")
+            del encoder
+            gc.collect()
+        else:
+            context = empty_prompt_context(None, tokenizer, plan)
+        with init_empty_weights():
+            placeholders = {name: _instantiate(name, plan.configs[name]) for name in plan.components}
+        pipeline = MagicPosePipeline(
+            **{name: module for name, module in placeholders.items() if name != "text_encoder"},
+            text_context=context,  # kept in float32; cast per call
+            scheduler=official_ddim_scheduler(),
+            text_encoder=placeholders.get("text_encoder"),
+            tokenizer=tokenizer,
+        )
+        del placeholders
+        for name in _saved_components(pipeline):
+            if name in written:
+                continue
+            module = load_components(plan, [name], dtype)[name] if name in plan.configs else getattr(pipeline, name)
+            _save_component(module, folder / name)
+            del module
+            gc.collect()
+        pipeline.save_config(folder)
+    return Path(out)
+
+
+def _saved_components(pipeline) -> list[str]:
+    """The components `DiffusionPipeline.save_pretrained` writes a folder for, in its order."""
+    expected, _ = pipeline._get_signature_keys(pipeline)
+    return [
+        name for name, value in pipeline.config.items()
+        if name in expected and not (name in pipeline._optional_components and value[0] is None)
+    ]  # fmt: skip
+
+
+def _save_component(module, folder: Path) -> None:
+    """`module.save_pretrained(folder)` with the arguments `DiffusionPipeline.save_pretrained` passes."""
+    save = module.save_pretrained
+    parameters = inspect.signature(save).parameters
+    kwargs = {key: value for key, value in (
+        ("safe_serialization", True), ("variant", None), ("use_flashpack", False), ("save_peft_format", False),
+    ) if key in parameters}  # fmt: skip
+    save(os.fspath(folder), **kwargs)
+
+
+class _PageRelease:
+    """Drop this process's resident pages of a memory-mapped checkpoint tensor once it has been cast.
+
+    The pages of a mapped file count towards the process's memory as long as they are mapped: casting
+    a UNet to float16 would otherwise hold its float32 pages (3.4 GB) beside the cast (1.7 GB). Only
+    whole pages inside a mapping of `checkpoint` itself are released (`madvise(MADV_DONTNEED)`): the
+    file's mappings are private and never written, so a later read maps the file's bytes again.
+    Linux only; elsewhere it does nothing.
+    """
+
+    MADV_DONTNEED = 4
+
+    def __init__(self, checkpoint: str | Path):
+        self.ranges: list[tuple[int, int]] = []
+        self.madvise = None
+        if not sys.platform.startswith("linux"):
+            return
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            inode = os.stat(checkpoint).st_ino
+            with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+                for line in maps:
+                    fields = line.split(maxsplit=5)
+                    if len(fields) == 6 and fields[4] == str(inode) and _same_file(fields[5].strip(), checkpoint):
+                        start, end = (int(address, 16) for address in fields[0].split("-"))
+                        self.ranges.append((start, end))
+            if not self.ranges:
+                return
+            libc = ctypes.CDLL(None, use_errno=True)
+            self.madvise = libc.madvise
+            self.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            self.page = os.sysconf("SC_PAGE_SIZE")
+
+    def __call__(self, tensor: torch.Tensor) -> None:
+        if self.madvise is None or tensor.device.type != "cpu" or not tensor.is_contiguous():
+            return
+        start = tensor.data_ptr()
+        end = start + tensor.numel() * tensor.element_size()
+        for low, high in self.ranges:
+            first = -(-max(start, low) // self.page) * self.page  # whole pages: the ends may hold a neighbour's bytes
+            last = min(end, high) // self.page * self.page
+            if last > first:
+                self.madvise(first, last - first, self.MADV_DONTNEED)
+
+
+def _same_file(mapped: str, path: str | Path) -> bool:
+    try:
+        return os.path.samefile(mapped, path)
+    except OSError:  # "[heap]", a deleted file, ...
+        return False

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
-import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 
 from magicpose.errors import InputError, MissingWeightsError
+from magicpose.files import atomic_folder
 from magicpose.models.loading import missing_parts
-from magicpose.models.text_context import TextContext, encode_prompt
 
 PIPELINE_REQUIRED = ("unet", "appearance_control", "pose_control", "vae", "text_context", "scheduler")
 
@@ -197,19 +194,8 @@ def pipeline_from_official(checkpoint: str | Path, config: str | Path | None = N
 
 
 def save_pipeline_atomically(pipeline, out: str | Path, overwrite: bool = False) -> Path:
-    """`save_pretrained` into a temporary folder beside `out`, then move it into place whole."""
-    out = Path(out)
-    occupied = out.is_file() or (out.is_dir() and any(out.iterdir()))
-    if occupied and not overwrite:
-        raise InputError(f"{out} already exists; choose another output folder or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    """`save_pretrained` into a temporary folder beside `out`, then put it in place whole, with the
+    modes ordinary files get (`files.atomic_folder`)."""
+    with atomic_folder(out, overwrite=overwrite) as temporary:
         pipeline.save_pretrained(temporary)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        temporary.rename(out)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    return out
+    return Path(out)

@@ -106,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
         return run_puppet(args)
     if not args.generated or not args.ground_truth:
         raise InputError("give --generated and --ground-truth folders, or --puppet to evaluate a model on the puppet world")
-    import torch
 
     from magicpose.evaluation.evaluator import evaluate, load_networks
     from magicpose.evaluation.pairing import pair_frames
