@@ -93,8 +93,8 @@ class OutputConfig:
     keep_checkpoints: int = 2
     validate_every: int = 500  # 0: never
     validation_samples: int = 4
-    validation_inference_steps: int = 20
-    validation_guidance_scale: float = 1.0
+    validation_inference_steps: int | None = None  # null: sampling.num_inference_steps (the grids sample as the export)
+    validation_guidance_scale: float | None = None  # null: sampling.guidance_scale
     log_every: int = 10
 
 
@@ -103,7 +103,8 @@ class SamplingConfig:
     """The sampling recipe a whole-pipeline export (stages appearance and pose) carries: the scheduler
     it saves in `scheduler/` and the rest in `model_index.json`, the defaults of `MagicPosePipeline.__call__`.
     The defaults are the official recipe (DDIM, 50 steps, guidance 7, from pure noise, guidance at every
-    step); the validation grids keep their own settings (`output.validation_*`)."""
+    step). The validation grids of stages 1-3 sample with it too (`output.validation_inference_steps` and
+    `output.validation_guidance_scale`, where set, override its steps and guidance there)."""
 
     scheduler: str = "ddim"  # ddim | dpm++ | unipc | euler-a
     num_inference_steps: int = 50
@@ -238,6 +239,10 @@ def validate(config: TrainingConfig, where: str = "config") -> None:
         (o.checkpoint_every >= 1, "output.checkpoint_every must be at least 1"),
         (o.keep_checkpoints >= 1, "output.keep_checkpoints must be at least 1"),
         (o.validate_every >= 0, "output.validate_every must be 0 (off) or positive"),
+        (o.validation_inference_steps is None or 1 <= o.validation_inference_steps <= 1000,
+         f"output.validation_inference_steps must be null (sampling.num_inference_steps) or from 1 to 1000, got {o.validation_inference_steps}"),
+        (o.validation_guidance_scale is None or (math.isfinite(o.validation_guidance_scale) and o.validation_guidance_scale >= 0),
+         f"output.validation_guidance_scale must be null (sampling.guidance_scale) or 0 or more, got {o.validation_guidance_scale}"),
         (config.model.preset in ("tiny", "puppet", "sd15"), "model.preset must be tiny, puppet or sd15"),
         (s.scheduler in SAMPLING_SCHEDULERS,
          f"sampling.scheduler must be one of {', '.join(SAMPLING_SCHEDULERS)}, got {s.scheduler!r}"),

@@ -41,11 +41,14 @@ def calibrate_vae_latents(vae, images: torch.Tensor) -> float:
     return float(1.0 / (latents - mean.view(1, -1, 1, 1)).std().clamp_min(1e-6))
 
 
-def _pipeline_with_recipe(parts: dict, sampling: SamplingConfig):
-    """A `MagicPosePipeline` of `parts` that samples with `sampling` by default."""
+def pipeline_for(parts: dict, sampling: SamplingConfig | None = None):
+    """A `MagicPosePipeline` of `parts` (the modules themselves, not copies) that samples with `sampling`
+    (default: the official recipe) by default: what a whole-pipeline export writes, and what the
+    validation grids of the MagicPose stages sample through (training/validation.py)."""
     from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
     from magicpose.pipelines.schedulers import official_ddim_scheduler, scheduler_named
 
+    sampling = sampling or SamplingConfig()
     return MagicPosePipeline(
         **{name: parts[name] for name in PIPELINE_PARTS},
         scheduler=scheduler_named(sampling.scheduler, official_ddim_scheduler().config),
@@ -69,7 +72,7 @@ def export_components(parts: dict, out: str | Path, sampling: SamplingConfig | N
     out = Path(out)
     parts = {name: module.float() if hasattr(module, "float") else module for name, module in parts.items() if module is not None}
     if all(name in parts for name in PIPELINE_PARTS):
-        return save_pipeline_atomically(_pipeline_with_recipe(parts, sampling or SamplingConfig()), out, overwrite=True)
+        return save_pipeline_atomically(pipeline_for(parts, sampling), out, overwrite=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

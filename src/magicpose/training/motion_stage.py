@@ -100,34 +100,20 @@ class MotionStage(torch.nn.Module):
         return F.mse_loss(eps.float(), noise.float())
 
     @torch.no_grad()
-    def validation_columns(self, batch: dict, steps: int, guidance_scale: float, rows: int = 4) -> list:
-        """reference | pose | generated | ground truth for the first `rows` frames of the first clip,
-        sampled as one clip so the temporal layers take part."""
-        from magicpose.pipelines.image_guidance import image_guidance
-        from magicpose.training.validation import ddim_sample
+    def validation_columns(self, batch: dict, sampling, rows: int = 4) -> list:
+        """reference | pose | generated | ground truth for the first `rows` frames of the first clip, the
+        clip sampled as the stage-2 pipeline with this motion module samples a video: `MagicPosePipeline.denoise`
+        with the recipe `sampling` (a `SamplingConfig`; its windows apply), one noise draw for every frame."""
+        from magicpose.training.validation import sample_as_exported, unit
 
         vae = self.vae
         device, dtype = next(vae.parameters()).device, vae.dtype
         target = batch["target"][0].to(device, dtype)
         poses = batch["pose_image"][0].to(device, dtype)
         reference = batch["reference"][:1].to(device, dtype)
-        scale = vae.config.scaling_factor
-        reference_latents = vae.encode(reference).latent_dist.mode() * scale
-        context = self.text_context(1).to(device, dtype)
-        factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        shape = (target.shape[0], vae.config.latent_channels, target.shape[-2] // factor, target.shape[-1] // factor)
-
-        def eps_fn(x, t):
-            return image_guidance(
-                lambda: self.model(x, t, context, reference_latents=reference_latents, pose_images=poses),
-                lambda: self.model(x, t, context),
-                guidance_scale,
-            )
-
-        generated = vae.decode(ddim_sample(eps_fn, shape, steps, device, dtype, start=reference_latents) / scale).sample
-        unit = lambda images: ((images[:rows].float() + 1) / 2).clamp(0, 1).cpu()  # noqa: E731
+        generated = sample_as_exported(self.model, vae, self.text_context, sampling, reference, poses, noise_batch=1)
         return [("reference", unit(reference.expand(rows, -1, -1, -1))), ("pose", poses[:rows].float().cpu()),
-                ("generated", unit(generated)), ("ground truth", unit(target))]  # fmt: skip
+                ("generated", unit(generated[:rows])), ("ground truth", unit(target[:rows]))]  # fmt: skip
 
     def exported(self) -> dict:
         """The trained temporal layers as a `MotionAdapter` folder (`MotionAdapter.from_pretrained`)."""

@@ -304,7 +304,7 @@ CLIP_STAGES = {"motion"}
 def register_stage(name: str, builder: Callable[[dict, TrainingConfig], torch.nn.Module], clips: bool = False) -> None:
     """The hook for stage 3: `builder(components, config)` returns a module with `forward(batch,
     generator) -> loss`, `trains` (component names), `exported()` (name -> module with
-    `save_pretrained`), `vae`, and optionally `validation_columns(batch, steps, guidance_scale)`;
+    `save_pretrained`), `vae`, and optionally `validation_columns(batch, sampling)`;
     `clips` selects `ClipDataset` batches."""
     STAGE_BUILDERS[name] = builder
     if clips:

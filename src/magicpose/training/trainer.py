@@ -189,9 +189,9 @@ def _calibration_batch(config: TrainingConfig) -> dict:
 
 
 def _validate(stage, batch: dict, path: Path, config: TrainingConfig) -> None:
-    from magicpose.training.validation import save_validation_grid
+    from magicpose.training.validation import save_validation_grid, validation_recipe
 
-    save_validation_grid(stage, batch, path, config.output.validation_inference_steps, config.output.validation_guidance_scale)
+    save_validation_grid(stage, batch, path, validation_recipe(config.sampling, config.output))
 
 
 def _export(stage, held_out: dict, out: Path, sampling=None) -> None:
