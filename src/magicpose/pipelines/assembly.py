@@ -158,7 +158,10 @@ def add_motion_module(pipeline, source: str | Path):
 
     if is_motion_unet(pipeline.unet):
         raise InputError("this pipeline already has a motion module; load the model without its own to use another")
-    pipeline.unet = build_motion_unet(pipeline.unet, load_motion_adapter(source).to(pipeline.unet.dtype))
+    adapter = load_motion_adapter(source)
+    if adapter.dtype != pipeline.unet.dtype:  # diffusers warns on every `.to(dtype)`, even a no-op one
+        adapter = adapter.to(pipeline.unet.dtype)
+    pipeline.unet = build_motion_unet(pipeline.unet, adapter)
     return pipeline
 
 
