@@ -190,3 +190,14 @@ def test_text_encoder_is_written_in_the_asked_dtype_and_the_context_comes_from_f
     in_memory = pipeline_from_official(checkpoint, config=config, dtype=torch.float16)
     assert in_memory.text_encoder.dtype == torch.float16
     assert torch.equal(in_memory.text_context.embedding, context)
+
+
+def test_a_converted_folder_carries_the_official_recipe(converted_folder):
+    from magicpose.pipelines.assembly import load, sampling_recipe
+
+    recipe = dict(num_inference_steps=50, guidance_scale=7.0, guidance_interval=None, start_from_reference=False,
+                  window_frames=16, window_overlap=4)  # fmt: skip
+    assert sampling_recipe(converted_folder) == recipe  # read from model_index.json, no weights loaded
+    pipeline = load(converted_folder, device="cpu")
+    assert pipeline.recipe() == recipe
+    assert type(pipeline.scheduler).__name__ == "DDIMScheduler" and pipeline.scheduler.config.steps_offset == 1
