@@ -1,0 +1,1 @@
+"""Workflows over the library: many jobs, resumable, shared among processes (`magicpose.workflows.jobs`)."""

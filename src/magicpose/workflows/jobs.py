@@ -1,0 +1,284 @@
+"""Many animate jobs from one YAML or CSV file: read and check the whole file, plan (what is done
+already), share the pending jobs among processes, run each without letting a bad one stop the rest,
+and report.
+
+    jobs file ─ read_jobs (errors name the job and its line) ─ plan (skip jobs whose outputs exist)
+    ─ shard (process i: pending jobs i, i+N, ...) ─ run_jobs ─ part reports ─ process 0 merges
+
+Outputs are written atomically, so an output that exists is whole and a rerun resumes where a stopped
+run left off. Under `torchrun` / `accelerate launch` the processes meet through `accelerate.PartialState`;
+a plain process needs no launcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from magicpose.errors import InputError
+from magicpose.workflows.report import JobResult
+
+REQUIRED = ("reference", "driving", "out")
+
+
+class JobsFileError(InputError):
+    """The jobs file cannot be run as it is (nothing is run): unreadable, or a job is malformed."""
+
+
+@dataclass
+class Job:
+    index: int  # 1-based, in file order
+    where: str  # "line 4" of the file
+    reference: Path
+    driving: Path
+    out: Path
+    grid: bool  # also OUT_grid.mp4
+    overrides: dict = field(default_factory=dict)  # the job's own options, by argparse dest
+    error: str | None = None  # a bad option value: the job is reported failed, never run
+
+    @property
+    def label(self) -> str:
+        return f"job {self.index} ({self.where})"
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [self.out, self.out.with_name(self.out.stem + "_grid.mp4")] if self.grid else [self.out]
+
+
+def normalise(key) -> str:
+    return str(key).strip().lstrip("-").replace("-", "_").lower()
+
+
+def parse_bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on", "y"):
+        return True
+    if text in ("0", "false", "no", "off", "n"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def convert(action: argparse.Action, inverted: bool, value):
+    """A jobs-file value as the command line's option would have parsed it."""
+    if action.nargs == 0:  # --grid, --[no-]align, ...
+        return parse_bool(value) != inverted
+    if isinstance(action.nargs, int):
+        items = value if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
+        if len(items) != action.nargs:
+            raise ValueError(f"expected {action.nargs} values")
+        return [convert_one(action, item) for item in items]
+    return convert_one(action, value)
+
+
+def convert_one(action: argparse.Action, value):
+    result = action.type(str(value)) if action.type else str(value)
+    if action.choices and result not in action.choices:
+        raise ValueError(f"choose from {', '.join(map(str, action.choices))}")
+    return result
+
+
+def option_names(actions: Iterable[argparse.Action]) -> dict[str, tuple[argparse.Action, bool]]:
+    """Every name a key may use for an option: its dest and its flags (`max_frames`, `max-frames`,
+    `--max-frames`); `no_align` and the like are the inverted boolean."""
+    names = {}
+    for action in actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        names[normalise(action.dest)] = (action, False)
+        for flag in action.option_strings:
+            inverted = isinstance(action, argparse.BooleanOptionalAction) and flag.startswith("--no-")
+            names[normalise(flag)] = (action, inverted)
+    return names
+
+
+def read_rows(path: Path) -> list[tuple[str, dict]]:
+    """(where, mapping) for each job of a YAML list (or `jobs:` list) or a CSV file with a header row."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise JobsFileError(f"cannot read the jobs file {path}: {error}") from error
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        rows = []
+        for row in reader:
+            if None in row:
+                raise JobsFileError(f"{path}, line {reader.line_num}: more cells than columns in the header")
+            rows.append((f"line {reader.line_num}", {key: value for key, value in row.items() if key is not None}))
+        return rows
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        raise JobsFileError(f"the jobs file {path} must be .yaml, .yml or .csv")
+    import yaml
+
+    try:
+        node, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise JobsFileError(f"cannot read the jobs file {path}: {error}") from error
+    if isinstance(data, dict) and list(data) == ["jobs"]:
+        node, data = node.value[0][1], data["jobs"]
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise JobsFileError(f"{path} must hold a list of jobs (or `jobs:` and a list), each a mapping with "
+                            "reference, driving and out")  # fmt: skip
+    rows = []
+    for item_node, item in zip(node.value, data):
+        where = f"line {item_node.start_mark.line + 1}"
+        if not isinstance(item, dict):
+            raise JobsFileError(f"{path}, {where}: a job must be a mapping (reference: ..., driving: ..., out: ...)")
+        rows.append((where, item))
+    return rows
+
+
+def read_jobs(
+    path: str | os.PathLike, job_actions: Iterable[argparse.Action], global_actions: Iterable[argparse.Action],
+    defaults: Mapping | None = None,
+) -> list[Job]:
+    """Read and check a whole jobs file. Structural problems (a missing or unknown key, an output twice,
+    an output that is an input) raise `JobsFileError` naming each job and line; a bad option value only
+    marks its job failed. Relative paths are relative to the file's folder; `defaults` (the command
+    line's reference, driving and grid, relative to the working folder) fill what a job leaves out."""
+    path = Path(path)
+    if not path.is_file():
+        raise JobsFileError(f"the jobs file {path} does not exist")
+    folder, defaults = path.resolve().parent, dict(defaults or {})
+    names = option_names(job_actions)
+    fixed = {normalise(name) for name in option_names(global_actions)}
+    jobs, errors = [], []
+    for index, (where, row) in enumerate(read_rows(path), start=1):
+        label, given, overrides, bad = f"job {index} ({where})", {}, {}, None
+        for key, value in row.items():
+            name = normalise(key)
+            if name in given or (name in names and names[name][0].dest in overrides):
+                errors.append(f"{label}: {key!r} is given twice")
+            elif name in REQUIRED:
+                given[name] = None if value is None or str(value).strip() == "" else Path(str(value).strip()).expanduser()
+            elif name in fixed:
+                errors.append(f"{label}: {key!r} is a weights/hardware option, the same for every job (one model "
+                              f"load): pass --{name.replace('_', '-')} on the command line")  # fmt: skip
+            elif name not in names:
+                errors.append(f"{label}: unknown key {key!r}; a job has reference, driving, out and animate options "
+                              "(steps, guidance, seed, size, max_frames, fps, grid, align, ...)")  # fmt: skip
+            elif value is not None and str(value).strip() != "":
+                action, inverted = names[name]
+                try:
+                    overrides[action.dest] = convert(action, inverted, value.strip() if isinstance(value, str) else value)
+                except (ValueError, TypeError, argparse.ArgumentTypeError) as error:
+                    bad = bad or f"bad value {key} = {value!r}: {error}"
+                    overrides[action.dest] = None
+        paths = {key: Path(os.path.abspath(folder / given[key])) if given.get(key) else None for key in REQUIRED}
+        for key in ("reference", "driving"):
+            if paths[key] is None and defaults.get(key):
+                paths[key] = Path(os.path.abspath(Path(defaults[key]).expanduser()))
+        missing = [key for key in REQUIRED if paths[key] is None]
+        if missing:
+            errors.append(f"{label}: no {', '.join(missing)} (every job needs reference, driving and out; "
+                          "--reference or --driving on the command line serve every job that has none)")  # fmt: skip
+            continue
+        grid = overrides.get("grid") if overrides.get("grid") is not None else bool(defaults.get("grid"))
+        overrides = {key: value for key, value in overrides.items() if value is not None}
+        jobs.append(Job(index, where, *(paths[key] for key in REQUIRED), grid, overrides, bad))
+    errors += clashes(jobs)
+    if not jobs and not errors:
+        errors.append("it holds no jobs")
+    if errors:
+        raise JobsFileError(f"the jobs file {path} cannot run as it is (nothing was run):\n  " + "\n  ".join(errors))
+    return jobs
+
+
+def clashes(jobs: list[Job]) -> list[str]:
+    """An output written twice, or over an input of any job."""
+    inputs = {}
+    for job in jobs:
+        for key in ("reference", "driving"):
+            inputs.setdefault(getattr(job, key).resolve(), f"job {job.index}'s {key}")
+    errors, owners = [], {}
+    for job in jobs:
+        for output in job.outputs:
+            resolved = output.resolve()
+            if resolved in inputs:
+                errors.append(f"{job.label}: the output {output} is {inputs[resolved]}; choose another out")
+            elif resolved in owners:
+                errors.append(f"{job.label}: the output {output} is also {owners[resolved]}'s; give each job its own out")
+            owners.setdefault(resolved, f"job {job.index}")
+    return errors
+
+
+def plan(jobs: list[Job], force: bool = False) -> tuple[list[Job], list[Job]]:
+    """(pending, skipped): a job whose outputs all exist is done (they are written atomically)."""
+    done = [not force and job.error is None and all(path.is_file() for path in job.outputs) for job in jobs]
+    return [job for job, skip in zip(jobs, done) if not skip], [job for job, skip in zip(jobs, done) if skip]
+
+
+def shard(pending: list[Job], index: int, count: int) -> list[Job]:
+    """Process `index` of `count` takes pending jobs index, index + count, ...: every job once."""
+    return pending[index::count]
+
+
+def skipped_result(job: Job) -> JobResult:
+    return JobResult(job.index, job.where, str(job.out), "skipped", message="output exists; --force redoes it")
+
+
+def run_jobs(jobs: list[Job], render: Callable[[Job], tuple[int, str]], desc: str = "jobs", process: int = 0,
+             progress: bool = True) -> list[JobResult]:  # fmt: skip
+    """Run each job with `render(job) -> (frames, message)`; a job that raises is reported failed and the
+    others go on."""
+    from tqdm.auto import tqdm
+
+    results = []
+    for job in tqdm(jobs, desc=desc, unit="job", disable=not progress or not jobs, dynamic_ncols=True):
+        start, frames = time.perf_counter(), None
+        try:
+            if job.error:
+                raise InputError(job.error)
+            frames, message = render(job)
+            status = "done"
+        except Exception as error:  # noqa: BLE001 (one bad job must not stop the others)
+            status, message = "failed", str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
+            tqdm.write(f"magicpose animate: {job.label} failed: {message}", file=sys.stderr)
+        results.append(JobResult(job.index, job.where, str(job.out), status, frames,
+                                 round(time.perf_counter() - start, 3), message, process))  # fmt: skip
+    return results
+
+
+@dataclass
+class Processes:
+    """This process's place among those launched together (one, when not launched by a launcher)."""
+
+    index: int = 0
+    count: int = 1
+    device: object = None
+    state: object = None
+
+    @property
+    def main(self) -> bool:
+        return self.index == 0
+
+    def wait(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+
+def processes(cpu: bool) -> Processes:
+    """`accelerate.PartialState` when launched as several processes (gloo on the CPU), else one process.
+    Barriers wait for days: a process waits for the slowest one's share of the jobs."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Processes()
+    import torch
+    from accelerate import PartialState
+
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if not cpu and torch.cuda.is_available() and local > torch.cuda.device_count():
+        raise InputError(f"{local} processes on this machine but {torch.cuda.device_count()} GPU(s): launch at most "
+                         "one process per GPU, or pass --device cpu")  # fmt: skip
+    state = PartialState(cpu=cpu, timeout=timedelta(days=7))
+    return Processes(state.process_index, state.num_processes, state.device, state)
