@@ -357,8 +357,7 @@ class MagicPosePipeline(DiffusionPipeline):
             latents.to(device, dtype), reference_latents, pose_images, context,
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, eta=eta, generator=generator,
             frame_chunk_size=frame_chunk_size, window_frames=window_frames, window_overlap=window_overlap,
-            start_from_reference=reference_latents is not None and (
-                self.config.start_from_reference if start_from_reference is None else start_from_reference),
+            start_from_reference=start_from_reference if reference_latents is not None else False,  # None: the model's
             guidance_interval=guidance_interval,
         )
 
