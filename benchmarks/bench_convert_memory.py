@@ -51,10 +51,24 @@ FULL_KEYS = REFERENCE / "full_keys.json"
 TINY = REFERENCE / "tiny"
 # A CLIP text encoder small enough for the tiny model (its context width is 32); the vocabulary stays
 # CLIP's so that the empty prompt's token ids (49406, 49407) exist.
-SMALL_CLIP = dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                  max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=32)  # fmt: skip
-SAFETENSORS_DTYPES = {torch.float64: "F64", torch.int64: "I64", torch.float32: "F32", torch.int32: "I32",
-                      torch.float16: "F16", torch.bfloat16: "BF16"}  # fmt: skip
+SMALL_CLIP = dict(
+    vocab_size=49408,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    projection_dim=32,
+)
+SAFETENSORS_DTYPES = {
+    torch.float64: "F64",
+    torch.int64: "I64",
+    torch.float32: "F32",
+    torch.int32: "I32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+}
 
 
 @dataclass
@@ -68,8 +82,10 @@ class Layout:
         """Bytes of every converted component at the checkpoint's dtypes."""
         ldm_config = load_ldm_config(self.config)
         plan = plan_conversion(self.tensors, ldm_config)
-        return {name: sum(t.numel() * t.element_size() for t in convert_component(self.tensors, name, plan).values())
-                for name in plan.components}  # fmt: skip
+        return {
+            name: sum(t.numel() * t.element_size() for t in convert_component(self.tensors, name, plan).values())
+            for name in plan.components
+        }
 
     @property
     def total_bytes(self) -> int:
@@ -112,15 +128,20 @@ def ddpm_buffers(timesteps: int = 1000) -> dict[str, torch.Tensor]:
     previous = torch.cat([torch.ones(1, dtype=torch.float64), cumprod[:-1]])
     variance = betas * (1.0 - previous) / (1.0 - cumprod)
     buffers = {
-        "betas": betas, "alphas_cumprod": cumprod, "alphas_cumprod_prev": previous,
-        "sqrt_alphas_cumprod": cumprod.sqrt(), "sqrt_one_minus_alphas_cumprod": (1.0 - cumprod).sqrt(),
-        "log_one_minus_alphas_cumprod": (1.0 - cumprod).log(), "sqrt_recip_alphas_cumprod": (1.0 / cumprod).sqrt(),
-        "sqrt_recipm1_alphas_cumprod": (1.0 / cumprod - 1).sqrt(), "posterior_variance": variance,
+        "betas": betas,
+        "alphas_cumprod": cumprod,
+        "alphas_cumprod_prev": previous,
+        "sqrt_alphas_cumprod": cumprod.sqrt(),
+        "sqrt_one_minus_alphas_cumprod": (1.0 - cumprod).sqrt(),
+        "log_one_minus_alphas_cumprod": (1.0 - cumprod).log(),
+        "sqrt_recip_alphas_cumprod": (1.0 / cumprod).sqrt(),
+        "sqrt_recipm1_alphas_cumprod": (1.0 / cumprod - 1).sqrt(),
+        "posterior_variance": variance,
         "posterior_log_variance_clipped": variance.clamp(min=1e-20).log(),
         "posterior_mean_coef1": betas * previous.sqrt() / (1.0 - cumprod),
         "posterior_mean_coef2": (1.0 - previous) * alphas.sqrt() / (1.0 - cumprod),
         "logvar": torch.zeros(timesteps, dtype=torch.float64),
-    }  # fmt: skip
+    }
     return {key: value.float() for key, value in buffers.items()}
 
 
@@ -145,8 +166,11 @@ def write_random_safetensors(tensors: dict[str, torch.Tensor], path: Path, seed:
     header, offset = {"__metadata__": {"format": "pt"}}, 0
     for key in order:
         size = tensors[key].numel() * tensors[key].element_size()
-        header[key] = {"dtype": SAFETENSORS_DTYPES[tensors[key].dtype], "shape": list(tensors[key].shape),
-                       "data_offsets": [offset, offset + size]}  # fmt: skip
+        header[key] = {
+            "dtype": SAFETENSORS_DTYPES[tensors[key].dtype],
+            "shape": list(tensors[key].shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)
@@ -204,8 +228,12 @@ def measure(command: list[str], log: Path | None = None) -> dict:
     start = time.perf_counter()
     try:
         if time_tool:
-            process = subprocess.Popen([time_tool, "-o", str(report_path), "-f", "%M", *command],
-                                       stdout=output, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+            process = subprocess.Popen(
+                [time_tool, "-o", str(report_path), "-f", "%M", *command],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             text, _ = process.communicate()
             peak = int(report_path.read_text().split()[-1]) * 1024
         else:
@@ -261,23 +289,51 @@ def main() -> None:
         spec = layout(args.size, workdir)
         components = spec.component_bytes()
         largest = max(components, key=components.get)
-        print(f"layout {args.size}: {len(spec.tensors)} keys, {gb(spec.total_bytes)}; components: "
-              + ", ".join(f"{name} {gb(size)}" for name, size in components.items()))  # fmt: skip
-        floor = measure([sys.executable, "-c", "import magicpose.models.official_checkpoint, magicpose.pipelines.pipeline_magicpose"])
+        print(
+            f"layout {args.size}: {len(spec.tensors)} keys, {gb(spec.total_bytes)}; components: "
+            + ", ".join(f"{name} {gb(size)}" for name, size in components.items())
+        )
+        floor = measure(
+            [
+                sys.executable,
+                "-c",
+                "import magicpose.models.official_checkpoint, magicpose.pipelines.pipeline_magicpose",
+            ]
+        )
         rows.append(("import floor", floor["peak_rss"], floor["wall_s"]))
         for fmt in args.formats:
             start = time.perf_counter()
             paths, _ = build_checkpoints(args.size, workdir, [fmt], args.seed)
             print(f"built {paths[fmt].name} in {time.perf_counter() - start:.0f} s")
             out = workdir / f"converted-{fmt}"
-            command = [*magicpose_command(), "convert", str(paths[fmt]), str(out), "--dtype", args.dtype, "--overwrite"]
+            command = [
+                *magicpose_command(),
+                "convert",
+                str(paths[fmt]),
+                str(out),
+                "--dtype",
+                args.dtype,
+                "--overwrite",
+            ]
             if spec.config is not None:
                 command += ["--config", str(spec.config)]
             result = measure(command)
             if result["rc"] != 0:
                 raise SystemExit(f"convert failed ({result['rc']}):\n{result['output'][-3000:]}")
-            missing = [name for name in ("model_index.json", "unet", "appearance_control", "pose_control", "vae",
-                                         "text_context", "scheduler", "text_encoder") if not (out / name).exists()]  # fmt: skip
+            missing = [
+                name
+                for name in (
+                    "model_index.json",
+                    "unet",
+                    "appearance_control",
+                    "pose_control",
+                    "vae",
+                    "text_context",
+                    "scheduler",
+                    "text_encoder",
+                )
+                if not (out / name).exists()
+            ]
             if missing:
                 raise SystemExit(f"converted folder lacks {missing}")
             rows.append((f"convert .{fmt} -> {args.dtype}", result["peak_rss"], result["wall_s"]))

@@ -133,8 +133,10 @@ def main() -> None:
             per_frame[order] = flops(lambda: step(model, **batch))[0] / frames
         rows.append((frames, per_frame))
 
-    print(f"one denoising step with image guidance (w = {GUIDANCE:g}), {args.size}x{args.size} "
-          f"({latent}x{latent} latents), SD-1.5 size")  # fmt: skip
+    print(
+        f"one denoising step with image guidance (w = {GUIDANCE:g}), {args.size}x{args.size} "
+        f"({latent}x{latent} latents), SD-1.5 size"
+    )
     for frames, per_frame in rows:
         print(f"official  {frames:>2} frames  {per_frame['official'] / 1e12:.2f} TFLOP/frame/step")
         ratio = per_frame["official"] / per_frame["ours"]
@@ -145,8 +147,9 @@ def main() -> None:
     for name, count in components(model, **one).items():
         print(f"  {name:<30} {count / 1e12:.3f} TFLOP")
     split = ", ".join(f"{op} {count / 1e12:.3f}" for op, count in sorted(unet_ops.items()))
-    print(f"check: plain UNet call {unet_total / 1e12:.3f} TFLOP ({split}; attention = bmm "
-          f"{attention / unet_total:.0%})")  # fmt: skip
+    print(
+        f"check: plain UNet call {unet_total / 1e12:.3f} TFLOP ({split}; attention = bmm {attention / unet_total:.0%})"
+    )
     print(f"counted in {time.perf_counter() - started:.1f} s")
 
 

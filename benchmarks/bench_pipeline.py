@@ -49,12 +49,19 @@ def main() -> None:
     official_seconds = time.perf_counter() - start
 
     difference = float((ours - official).abs().max() / official.abs().max())
-    print(f"preset {args.preset}, {args.frames} frames, latent {args.latent}x{args.latent}, {args.steps} steps, "
-          f"guidance 7, {args.threads} threads")  # fmt: skip
+    print(
+        f"preset {args.preset}, {args.frames} frames, latent {args.latent}x{args.latent}, {args.steps} steps, "
+        f"guidance 7, {args.threads} threads"
+    )
     print(f"{'sampler':<34}{'seconds':>10}{'s/frame':>10}{'speed-up':>10}")
-    print(f"{'official order (per frame)':<34}{official_seconds:>10.2f}{official_seconds / args.frames:>10.3f}{1.0:>10.2f}")
-    print(f"{'ours (batched, shared reference)':<34}{ours_seconds:>10.2f}{ours_seconds / args.frames:>10.3f}"
-          f"{official_seconds / ours_seconds:>10.2f}")  # fmt: skip
+    print(
+        f"{'official order (per frame)':<34}{official_seconds:>10.2f}"
+        f"{official_seconds / args.frames:>10.3f}{1.0:>10.2f}"
+    )
+    print(
+        f"{'ours (batched, shared reference)':<34}{ours_seconds:>10.2f}{ours_seconds / args.frames:>10.3f}"
+        f"{official_seconds / ours_seconds:>10.2f}"
+    )
     print(f"max relative difference of the final latents: {difference:.2e}")
 
 

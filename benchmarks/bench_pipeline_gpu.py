@@ -69,7 +69,9 @@ def main() -> None:
         torch.cuda.reset_peak_memory_stats(device)
     synchronize(device)
     start = time.perf_counter()
-    latents = pipeline.denoise(noise, reference, poses, context, num_inference_steps=args.steps, frame_chunk_size=args.chunk)
+    latents = pipeline.denoise(
+        noise, reference, poses, context, num_inference_steps=args.steps, frame_chunk_size=args.chunk
+    )
     synchronize(device)
     denoise_seconds = time.perf_counter() - start
     start = time.perf_counter()
@@ -83,7 +85,10 @@ def main() -> None:
     peak = matmul_peak_flops(device, dtype, args.matmul_size)
     per_frame_50 = (denoise_seconds / args.steps * 50 + decode_seconds) / args.frames
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"{name}, preset {args.preset}, {args.frames} frames at {args.size}x{args.size}, {args.dtype}, chunk {args.chunk}")
+    print(
+        f"{name}, preset {args.preset}, {args.frames} frames at {args.size}x{args.size}, "
+        f"{args.dtype}, chunk {args.chunk}"
+    )
     print(f"{'measure':<44}{'value':>14}")
     rows = [
         ("UNet FLOPs per denoising step (all frames)", f"{flops_per_step / 1e12:.2f} TFLOP"),

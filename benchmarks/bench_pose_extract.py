@@ -117,7 +117,10 @@ def main() -> None:
         times = interleaved(cases, args.repeats)
         sequence = holder["sequence"]
 
-    print(f"pose extraction at 512x512, {n} frames, {os.cpu_count()} CPU cores, refine_face_landmarks=True, {args.repeats} rounds")
+    print(
+        f"pose extraction at 512x512, {n} frames, {os.cpu_count()} CPU cores, "
+        f"refine_face_landmarks=True, {args.repeats} rounds"
+    )
     print(f"{'path':<36} {'ms/frame best':>14} {'median':>8} {'frames/s best':>14}")
     for label, runs in times.items():
         best, median = min(runs), float(np.median(runs))

@@ -45,8 +45,14 @@ def render_rate(size: int, count: int, with_condition: bool) -> tuple[float, flo
 
 def loader_rate(size: int, count: int, workers: int) -> float:
     """Frames per second delivered to training: each pair is two rendered frames plus a condition."""
-    dataset = PairDataset(PuppetVideos("train", width=size, height=size), size=size, crop="random",
-                          face_mask_probability=0.2, hand_mask_probability=0.5, length=count // 2 + 64)  # fmt: skip
+    dataset = PairDataset(
+        PuppetVideos("train", width=size, height=size),
+        size=size,
+        crop="random",
+        face_mask_probability=0.2,
+        hand_mask_probability=0.5,
+        length=count // 2 + 64,
+    )
     loader = DataLoader(dataset, batch_size=8, num_workers=workers, persistent_workers=workers > 0)
     iterator = iter(loader)
     next(iterator)  # workers started
@@ -65,16 +71,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"CPU cores available: {len(os.sched_getaffinity(0))}; load average before: {os.getloadavg()[0]:.1f}")
-    print("| size | render only, 1 process | render + OpenPose condition, 1 process | training pairs, DataLoader with 2 workers |")
+    print(
+        "| size | render only, 1 process | render + OpenPose condition, 1 process "
+        "| training pairs, DataLoader with 2 workers |"
+    )
     print("|---|---|---|---|")
     for size in args.sizes:
         render = render_rate(size, args.frames, with_condition=False)
         condition = render_rate(size, args.frames, with_condition=True)
         loader = loader_rate(size, args.frames, workers=2)
-        print(f"| {size}x{size} | {render[0]:.0f} frames/s ({render[1]:.0f} per CPU-second) "
-              f"| {condition[0]:.0f} frames/s ({condition[1]:.0f} per CPU-second) "
-              f"| {loader:.0f} frames/s ({loader / 2:.0f} pairs/s) |")
+        print(
+            f"| {size}x{size} | {render[0]:.0f} frames/s ({render[1]:.0f} per CPU-second) "
+            f"| {condition[0]:.0f} frames/s ({condition[1]:.0f} per CPU-second) "
+            f"| {loader:.0f} frames/s ({loader / 2:.0f} pairs/s) |"
+        )
     print(f"load average after: {os.getloadavg()[0]:.1f} (other processes on the machine lower the wall-clock rates)")
+
 
 if __name__ == "__main__":
     main()

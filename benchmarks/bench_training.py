@@ -32,12 +32,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    print(f"preset {args.preset}, {args.size}x{args.size}, batch {args.batch}, {args.threads} threads, {torch.__version__}")
+    print(
+        f"preset {args.preset}, {args.size}x{args.size}, batch {args.batch}, "
+        f"{args.threads} threads, {torch.__version__}"
+    )
     print("s/step: median and best of --steps timed steps (the best is the figure for a quiet machine)")
     print(f"{'stage':<12} {'trainable':>10} {'s/step':>8} {'best':>7} {'samples/s':>10} {'data s/batch':>13}")
     for name in args.stages:
-        config = config_from_dict({"stage": name, "model": {"preset": args.preset}, "data": {"size": args.size},
-                                   "train": {"batch_size": args.batch}, "output": {"dir": tempfile.mkdtemp()}})  # fmt: skip
+        config = config_from_dict(
+            {
+                "stage": name,
+                "model": {"preset": args.preset},
+                "data": {"size": args.size},
+                "train": {"batch_size": args.batch},
+                "output": {"dir": tempfile.mkdtemp()},
+            }
+        )
         stage = build_stage(config)
         parameters = trainable_parameters(stage)
         optimizer = torch.optim.AdamW(parameters, lr=1e-5)
@@ -57,7 +67,10 @@ def main() -> None:
                 times.append(time.perf_counter() - started)
         seconds = sorted(times)[len(times) // 2]
         count = sum(p.numel() for p in parameters) / 1e6
-        print(f"{name:<12} {count:>9.2f}M {seconds:>8.3f} {min(times):>7.3f} {args.batch / seconds:>10.1f} {data_seconds:>13.3f}")
+        print(
+            f"{name:<12} {count:>9.2f}M {seconds:>8.3f} {min(times):>7.3f}"
+            f" {args.batch / seconds:>10.1f} {data_seconds:>13.3f}"
+        )
 
 
 if __name__ == "__main__":

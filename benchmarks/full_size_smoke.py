@@ -55,10 +55,16 @@ def make_driving_clip(photo: Path, path: Path, frames: int = 8, size: int = 512)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=["full", "small"], default="full", help="checkpoint layout (small: a quick check)")
-    parser.add_argument("--workdir", help="folder for the checkpoint, model and videos (default: a temporary one in /tmp)")
+    parser.add_argument(
+        "--size", choices=["full", "small"], default="full", help="checkpoint layout (small: a quick check)"
+    )
+    parser.add_argument(
+        "--workdir", help="folder for the checkpoint, model and videos (default: a temporary one in /tmp)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the checkpoint, converted model and videos")
-    parser.add_argument("--reference", default=str(REAL_MEDIA / "astronaut.png"), help="photo of the person to animate")
+    parser.add_argument(
+        "--reference", default=str(REAL_MEDIA / "astronaut.png"), help="photo of the person to animate"
+    )
     parser.add_argument("--driving", help="driving video (default: a clip made from real_media/camera.png)")
     parser.add_argument("--px", type=int, default=512, help="animate --size (default 512)")
     parser.add_argument("--steps", type=int, default=2)
@@ -85,26 +91,65 @@ def main() -> None:
         if not args.driving:
             make_driving_clip(REAL_MEDIA / "camera.png", driving)
         checkpoint_dir = workdir / "checkpoint"
-        stage("build checkpoint", [sys.executable, str(Path(__file__).with_name("bench_convert_memory.py")),
-                                   "--build-only", str(checkpoint_dir), "--size", args.size, "--formats", "th"])  # fmt: skip
+        stage(
+            "build checkpoint",
+            [
+                sys.executable,
+                str(Path(__file__).with_name("bench_convert_memory.py")),
+                "--build-only",
+                str(checkpoint_dir),
+                "--size",
+                args.size,
+                "--formats",
+                "th",
+            ],
+        )
         config = layout(args.size, checkpoint_dir).config  # the YAML the build wrote (small) or None (SD-1.5 size)
         model = workdir / "model"
-        convert = [*magicpose_command(), "convert", str(checkpoint_dir / "model_state-random.th"), str(model), "--overwrite"]
+        convert = [
+            *magicpose_command(),
+            "convert",
+            str(checkpoint_dir / "model_state-random.th"),
+            str(model),
+            "--overwrite",
+        ]
         stage("convert", convert + (["--config", str(config)] if config is not None else []))
         if not args.keep:
             (checkpoint_dir / "model_state-random.th").unlink()  # the disk it took is needed no more
         for dtype in args.dtypes:
             out = workdir / f"animate_{dtype}.mp4"
-            stage(f"animate {dtype}", [
-                *magicpose_command(), "animate", "--model", str(model), "--reference", args.reference,
-                "--driving", str(driving), "--out", str(out), "--size", str(args.px), "--steps", str(args.steps),
-                "--max-frames", str(args.frames), "--device", "cpu", "--dtype", dtype,
-            ])  # fmt: skip
+            stage(
+                f"animate {dtype}",
+                [
+                    *magicpose_command(),
+                    "animate",
+                    "--model",
+                    str(model),
+                    "--reference",
+                    args.reference,
+                    "--driving",
+                    str(driving),
+                    "--out",
+                    str(out),
+                    "--size",
+                    str(args.px),
+                    "--steps",
+                    str(args.steps),
+                    "--max-frames",
+                    str(args.frames),
+                    "--device",
+                    "cpu",
+                    "--dtype",
+                    dtype,
+                ],
+            )
             from magicpose.media import read_video
 
             frames, _ = read_video(out)
             if len(frames) != args.frames or frames[0].shape[:2] != (args.px, args.px):
-                raise SystemExit(f"{out}: {len(frames)} frames of {frames[0].shape if frames else None}, expected {args.frames}")
+                raise SystemExit(
+                    f"{out}: {len(frames)} frames of {frames[0].shape if frames else None}, expected {args.frames}"
+                )
     finally:
         if rows:
             print(f"\n{args.size} size, animate at {args.px} px, {args.steps} steps, {args.frames} frames, CPU")

@@ -13,13 +13,21 @@ ROWS = [  # (file, App-Pretrain, Disentangle, Image CFG, Data Aug, driving skele
     ("no_augmentation_missing_hands_face", "yes", "yes", "yes", "-", "no hands, no face"),
     ("full_missing_hands_face", "yes", "yes", "yes", "yes", "no hands, no face"),
 ]
-COLUMNS = [("masked_psnr", "masked PSNR ↑", "{:.2f}"), ("masked_ssim", "masked SSIM ↑", "{:.3f}"),
-           ("mask_iou", "mask IoU ↑", "{:.3f}"), ("identity_colour_error", "colour ΔE ↓", "{:.1f}"),
-           ("ssim", "SSIM ↑", "{:.3f}"), ("psnr", "PSNR ↑", "{:.2f}"), ("l1", "L1 ↓", "{:.2e}")]  # fmt: skip
+COLUMNS = [
+    ("masked_psnr", "masked PSNR ↑", "{:.2f}"),
+    ("masked_ssim", "masked SSIM ↑", "{:.3f}"),
+    ("mask_iou", "mask IoU ↑", "{:.3f}"),
+    ("identity_colour_error", "colour ΔE ↓", "{:.1f}"),
+    ("ssim", "SSIM ↑", "{:.3f}"),
+    ("psnr", "PSNR ↑", "{:.2f}"),
+    ("l1", "L1 ↓", "{:.2e}"),
+]
 
 
 def main(folder: Path) -> None:
-    print("| App-Pretrain | Disentangle | Image CFG | Data Aug | driving | " + " | ".join(c[1] for c in COLUMNS) + " |")
+    print(
+        "| App-Pretrain | Disentangle | Image CFG | Data Aug | driving | " + " | ".join(c[1] for c in COLUMNS) + " |"
+    )
     print("|---" * (5 + len(COLUMNS)) + "|")
     for name, *flags in ROWS:
         path = folder / f"{name}.json"

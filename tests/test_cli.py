@@ -12,21 +12,27 @@ def test_version_prints_and_exits_zero(capsys):
 
 
 def test_console_script_help_lists_commands():
-    result = subprocess.run([sys.executable, "-m", "magicpose.interfaces.cli", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "magicpose.interfaces.cli", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0
     assert "convert" in result.stdout
 
 
-
-@pytest.mark.parametrize("argv", [
-    ["train", "--resume", "c.yaml", "train.max_steps=3"],
-    ["train", "c.yaml", "--resume", "train.max_steps=3"],
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--resume", "c.yaml", "train.max_steps=3"],
+        ["train", "c.yaml", "--resume", "train.max_steps=3"],
+    ],
+)
 def test_train_takes_resume_before_or_after_the_config(argv, monkeypatch):
     from magicpose.interfaces.commands import train
 
     seen = {}
-    monkeypatch.setattr(train, "run", lambda args: seen.update(config=args.config, resume=args.resume, overrides=args.overrides))
+    monkeypatch.setattr(
+        train, "run", lambda args: seen.update(config=args.config, resume=args.resume, overrides=args.overrides)
+    )
     assert main(argv) == 0
     assert seen == {"config": "c.yaml", "resume": True, "overrides": ["train.max_steps=3"]}
 

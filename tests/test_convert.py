@@ -30,7 +30,9 @@ from tests.reference_data import reference_path
 def converted_folder(tmp_path_factory):
     tiny = reference_path("magicdance", "tiny")
     out = tmp_path_factory.mktemp("convert") / "magicpose-tiny"
-    code = main(["convert", str(tiny / "official_state_dict.safetensors"), str(out), "--config", str(tiny / "config.yaml")])
+    code = main(
+        ["convert", str(tiny / "official_state_dict.safetensors"), str(out), "--config", str(tiny / "config.yaml")]
+    )
     assert code == 0
     return out
 
@@ -41,8 +43,14 @@ def test_converted_folder_reproduces_official_sampling(converted_folder):
     sampling = json.loads((tiny / "cases.json").read_text())["sampling"]
     pipeline = load_pipeline(converted_folder)
     pipeline.set_progress_bar_config(disable=True)
-    latents = pipeline.denoise(cases[sampling["x_T"]], cases["ref_latent"], cases["hint"], cases["context"],
-                               num_inference_steps=5, guidance_scale=7.0)
+    latents = pipeline.denoise(
+        cases[sampling["x_T"]],
+        cases["ref_latent"],
+        cases["hint"],
+        cases["context"],
+        num_inference_steps=5,
+        guidance_scale=7.0,
+    )
     expected = cases[sampling["final_latent"]]
     assert float((latents - expected).abs().max() / expected.abs().max()) < 1e-4
 
@@ -50,7 +58,15 @@ def test_converted_folder_reproduces_official_sampling(converted_folder):
 def test_existing_output_is_not_overwritten_without_flag(converted_folder, capsys):
     tiny = reference_path("magicdance", "tiny")
     before = sorted(p.name for p in converted_folder.iterdir())
-    code = main(["convert", str(tiny / "official_state_dict.safetensors"), str(converted_folder), "--config", str(tiny / "config.yaml")])
+    code = main(
+        [
+            "convert",
+            str(tiny / "official_state_dict.safetensors"),
+            str(converted_folder),
+            "--config",
+            str(tiny / "config.yaml"),
+        ]
+    )
     assert code == 2
     assert "--overwrite" in capsys.readouterr().err
     assert sorted(p.name for p in converted_folder.iterdir()) == before
@@ -120,7 +136,9 @@ def test_converted_folder_is_byte_for_byte_the_in_memory_conversion(tmp_path, so
         warnings.simplefilter("ignore")
         _in_memory_conversion(state, load_ldm_config(tiny / "config.yaml"), dtype).save_pretrained(tmp_path / "before")
     flags = ["--dtype", "bf16"] if dtype is not None else []
-    assert main(["convert", str(checkpoint), str(tmp_path / "after"), "--config", str(tiny / "config.yaml"), *flags]) == 0
+    assert (
+        main(["convert", str(checkpoint), str(tmp_path / "after"), "--config", str(tiny / "config.yaml"), *flags]) == 0
+    )
     assert _files(tmp_path / "after") == _files(tmp_path / "before")
     for name in _files(tmp_path / "before"):
         assert (tmp_path / "after" / name).read_bytes() == (tmp_path / "before" / name).read_bytes(), name
@@ -141,7 +159,15 @@ def test_converted_folder_is_readable_as_the_umask_allows(tmp_path, mask):
     previous = os.umask(mask)
     try:
         assert process_umask() == mask  # read without changing it
-        code = main(["convert", str(tiny / "official_state_dict.safetensors"), str(tmp_path / "out"), "--config", str(tiny / "config.yaml")])
+        code = main(
+            [
+                "convert",
+                str(tiny / "official_state_dict.safetensors"),
+                str(tmp_path / "out"),
+                "--config",
+                str(tiny / "config.yaml"),
+            ]
+        )
     finally:
         os.umask(previous)
     assert code == 0
@@ -151,7 +177,9 @@ def test_converted_folder_is_readable_as_the_umask_allows(tmp_path, mask):
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o777 if path.is_dir() else 0o666) & ~mask, (path, oct(mode))
     if mask == 0o022:
-        assert all(path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH) == stat.S_IRGRP | stat.S_IROTH for path in paths)
+        assert all(
+            path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH) == stat.S_IRGRP | stat.S_IROTH for path in paths
+        )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
@@ -160,8 +188,16 @@ def _tiny_with_text_encoder(tmp_path):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tiny = reference_path("magicdance", "tiny")
-    clip_config = dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2,
-                       max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=32)  # fmt: skip
+    clip_config = dict(
+        vocab_size=49408,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu",
+        projection_dim=32,
+    )
     torch.manual_seed(0)
     clip = CLIPTextModel(CLIPTextConfig(**clip_config))
     state = load_file(tiny / "official_state_dict.safetensors")
@@ -195,8 +231,14 @@ def test_text_encoder_is_written_in_the_asked_dtype_and_the_context_comes_from_f
 def test_a_converted_folder_carries_the_official_recipe(converted_folder):
     from magicpose.pipelines.assembly import load, sampling_recipe
 
-    recipe = dict(num_inference_steps=50, guidance_scale=7.0, guidance_interval=None, start_from_reference=False,
-                  window_frames=16, window_overlap=4)  # fmt: skip
+    recipe = dict(
+        num_inference_steps=50,
+        guidance_scale=7.0,
+        guidance_interval=None,
+        start_from_reference=False,
+        window_frames=16,
+        window_overlap=4,
+    )
     assert sampling_recipe(converted_folder) == recipe  # read from model_index.json, no weights loaded
     pipeline = load(converted_folder, device="cpu")
     assert pipeline.recipe() == recipe

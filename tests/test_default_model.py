@@ -33,8 +33,9 @@ def test_the_default_model_reenacts_a_held_out_puppet():
     pipeline = load_pipeline(default_model_folder())
     pipeline.set_progress_bar_config(disable=True)
     scores = evaluate_on_puppets(pipeline, videos=1, frames_per_video=2, num_inference_steps=10, progress=False).mean()
-    baseline = evaluate_on_puppets(pipeline, videos=1, frames_per_video=2, num_inference_steps=10, reference=False,
-                                   progress=False).mean()  # fmt: skip
+    baseline = evaluate_on_puppets(
+        pipeline, videos=1, frames_per_video=2, num_inference_steps=10, reference=False, progress=False
+    ).mean()
     # floors below the measured figures (docs/default_model.md, about 11 dB): pure noise scores about 6 dB
     # (as 0..255 inputs to the networks did), so a broken model or pipeline fails them
     assert scores["mask_iou"] > 0.1 and scores["masked_psnr"] > 8.5
@@ -49,7 +50,7 @@ def test_demo_runs_on_the_default_model(tmp_path):
 
 
 def test_the_app_finds_the_default_model_without_arguments():
-    from magicpose.interfaces.commands.app import model_problem
     from magicpose.interfaces.cli import build_parser
+    from magicpose.interfaces.commands.app import model_problem
 
     assert model_problem(build_parser().parse_args(["app"])) is None

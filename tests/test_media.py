@@ -39,9 +39,14 @@ def encode(path, frames, codec: str, pix_fmt: str, rate: int = 10) -> None:
 
 @pytest.mark.parametrize(
     "suffix, codec, pix_fmt",
-    [(".mp4", "libx264", "yuv420p"), (".mov", "libx264", "yuv420p"), (".avi", "mpeg4", "yuv420p"),
-     (".webm", "libvpx-vp9", "yuv420p"), (".gif", "gif", "rgb8")],
-)  # fmt: skip
+    [
+        (".mp4", "libx264", "yuv420p"),
+        (".mov", "libx264", "yuv420p"),
+        (".avi", "mpeg4", "yuv420p"),
+        (".webm", "libvpx-vp9", "yuv420p"),
+        (".gif", "gif", "rgb8"),
+    ],
+)
 def test_reads_common_containers_in_order(tmp_path, suffix, codec, pix_fmt):
     frames = moving_bar_frames()
     path = tmp_path / f"clip{suffix}"
@@ -107,10 +112,14 @@ def test_write_video_with_an_error_leaves_no_file(tmp_path):
 
 @pytest.mark.parametrize(
     "mode, check",
-    [("P", lambda rgb: rgb[0, 0].tolist() == [10, 200, 30]), ("L", lambda rgb: rgb[0, 0].tolist() == [77, 77, 77]),
-     ("RGBA", lambda rgb: rgb[0, 0].tolist() == [255, 255, 255]), ("CMYK", lambda rgb: rgb.shape == (4, 5, 3)),
-     ("1", lambda rgb: rgb[0, 0].tolist() == [255, 255, 255])],
-)  # fmt: skip
+    [
+        ("P", lambda rgb: rgb[0, 0].tolist() == [10, 200, 30]),
+        ("L", lambda rgb: rgb[0, 0].tolist() == [77, 77, 77]),
+        ("RGBA", lambda rgb: rgb[0, 0].tolist() == [255, 255, 255]),
+        ("CMYK", lambda rgb: rgb.shape == (4, 5, 3)),
+        ("1", lambda rgb: rgb[0, 0].tolist() == [255, 255, 255]),
+    ],
+)
 def test_read_image_converts_modes_to_rgb(tmp_path, mode, check):
     if mode == "P":
         image = Image.new("RGB", (5, 4), (10, 200, 30)).convert("P", palette=Image.Palette.ADAPTIVE)

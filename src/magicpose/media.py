@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -40,7 +40,9 @@ def is_video_path(path: str | os.PathLike) -> bool:
 
 def _to_rgb(image: Image.Image, where: str) -> np.ndarray:
     if image.mode not in _CONVERTIBLE_MODES:
-        raise InputError(f"{where}: image mode {image.mode!r} is not supported; save it as 8-bit RGB, RGBA or grayscale")
+        raise InputError(
+            f"{where}: image mode {image.mode!r} is not supported; save it as 8-bit RGB, RGBA or grayscale"
+        )
     image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
     if "A" in image.getbands() or image.mode in ("P", "PA") and "transparency" in image.info:
         # Transparent pixels hold arbitrary colour; a white background is what viewers show.
@@ -65,13 +67,17 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         if isinstance(error, InputError):
             raise
-        raise InputError(f"cannot read {path} as an image ({error}); pass a PNG, JPEG, BMP, WebP or TIFF file") from None
+        raise InputError(
+            f"cannot read {path} as an image ({error}); pass a PNG, JPEG, BMP, WebP or TIFF file"
+        ) from None
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an (H, W, 3) uint8 RGB array; the format follows the suffix."""
     with atomic_path(path) as temporary:
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(temporary, format=Image.registered_extensions().get(Path(path).suffix.lower()))
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(
+            temporary, format=Image.registered_extensions().get(Path(path).suffix.lower())
+        )
 
 
 def _natural_key(path: Path):
@@ -99,7 +105,9 @@ class VideoReader:
         if self.path.is_dir():
             self._files = image_folder_files(self.path)
             if not self._files:
-                raise InputError(f"{self.path} holds no images ({', '.join(IMAGE_SUFFIXES)}); pass a video or a folder of frames")
+                raise InputError(
+                    f"{self.path} holds no images ({', '.join(IMAGE_SUFFIXES)}); pass a video or a folder of frames"
+                )
             first = read_image(self._files[0])
             self.height, self.width = first.shape[:2]
             self.fps = float(folder_fps)
@@ -113,11 +121,15 @@ class VideoReader:
         try:
             self._container = av.open(str(self.path))
             if not self._container.streams.video:
-                raise InputError(f"{self.path} has no video stream (or no frames); pass a video with at least one frame")
+                raise InputError(
+                    f"{self.path} has no video stream (or no frames); pass a video with at least one frame"
+                )
             stream = self._container.streams.video[0]
         except av.FFmpegError as error:
             self.close()
-            raise InputError(f"cannot read {self.path} as a video ({error}); pass an mp4, mov, avi, webm or gif file") from None
+            raise InputError(
+                f"cannot read {self.path} as a video ({error}); pass an mp4, mov, avi, webm or gif file"
+            ) from None
         except InputError:
             self.close()
             raise
@@ -139,7 +151,7 @@ class VideoReader:
             raise InputError(f"{self.path} contains no frames; pass a video with at least one frame")
         self.height, self.width = self._first.shape[:2]
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -155,7 +167,9 @@ class VideoReader:
             for file in self._files:
                 frame = read_image(file)
                 if frame.shape[:2] != (self.height, self.width):
-                    raise InputError(f"{file} is {frame.shape[1]}x{frame.shape[0]}, other frames are {self.width}x{self.height}")
+                    raise InputError(
+                        f"{file} is {frame.shape[1]}x{frame.shape[0]}, other frames are {self.width}x{self.height}"
+                    )
                 yield frame
             return
         if self._first is None:
@@ -226,7 +240,7 @@ class VideoWriter:
         self._stream = None
         self._size = None
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         import av
 
         self._atomic = atomic_path(self.path, suffix=".mp4")

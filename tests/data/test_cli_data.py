@@ -9,7 +9,9 @@ from magicpose.media import read_image
 
 def test_prepare_puppet_writes_a_dataset(tmp_path, capsys):
     out = tmp_path / "puppets"
-    code = main(["data", "prepare", "puppet", str(out), "--split", "val", "--videos", "2", "--frames", "3", "--size", "48"])
+    code = main(
+        ["data", "prepare", "puppet", str(out), "--split", "val", "--videos", "2", "--frames", "3", "--size", "48"]
+    )
     assert code == 0
     videos = LayoutDataset(out, split="val")
     assert len(videos) == 2 and videos[0].num_frames == 3 and videos[0].sample(2).image.shape == (48, 48, 3)
@@ -28,4 +30,9 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
     assert main(["data", "prepare", "videos", str(tmp_path / "nothing"), str(tmp_path / "out")]) == 2
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-    assert main(["data", "prepare", "puppet", str(tmp_path / "p"), "--split", "test", "--start", "99999", "--videos", "5"]) == 2
+    assert (
+        main(
+            ["data", "prepare", "puppet", str(tmp_path / "p"), "--split", "test", "--start", "99999", "--videos", "5"]
+        )
+        == 2
+    )

@@ -12,8 +12,8 @@ from magicpose.data.puppet.export import export_split, export_video
 from magicpose.data.puppet.world import PuppetVideo, video_spec
 from magicpose.data.tiktok import TikTokDataset, is_tiktok_root
 from magicpose.errors import InputError
-from tests.data.tiktok_tree import make_tiktok_tree
 from magicpose.poses.render import draw_openpose
+from tests.data.tiktok_tree import make_tiktok_tree
 
 
 def test_puppet_export_round_trips_every_piece_of_ground_truth(tmp_path):

@@ -80,7 +80,9 @@ def test_clips_are_consecutive_frames_of_one_video(tmp_path):
     assert item["mask"].shape == (4, 1, 32, 32) and item["reference"].shape == (3, 32, 32)
     for k in range(4):
         frame = videos[0].sample(item["start"] + k).image
-        assert torch.allclose(item["target"][k], torch.from_numpy(frame).permute(2, 0, 1).float() / 127.5 - 1, atol=1e-6)
+        assert torch.allclose(
+            item["target"][k], torch.from_numpy(frame).permute(2, 0, 1).float() / 127.5 - 1, atol=1e-6
+        )
     with pytest.raises(ValueError, match="frames a clip needs"):
         ClipDataset(videos, clip_length=7, size=32)[0]
 

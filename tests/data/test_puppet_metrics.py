@@ -10,8 +10,13 @@ import pytest
 from magicpose.data.puppet.parts import Part
 from magicpose.data.puppet.world import PuppetVideo, video_spec
 from magicpose.evaluation.puppet_metrics import (
-    identity_colour_error, mask_iou, masked_psnr, masked_ssim, person_mask_from_background, ssim_map,
-)  # fmt: skip
+    identity_colour_error,
+    mask_iou,
+    masked_psnr,
+    masked_ssim,
+    person_mask_from_background,
+    ssim_map,
+)
 
 
 def test_masked_psnr_known_value_and_ignores_outside():
@@ -31,8 +36,9 @@ def test_ssim_map_matches_scikit_image():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (40, 48, 3)).astype(np.uint8)
     b = np.clip(a.astype(int) + rng.integers(-40, 40, a.shape), 0, 255).astype(np.uint8)
-    _, expected = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                        data_range=255, channel_axis=2, full=True)  # fmt: skip
+    _, expected = structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=2, full=True
+    )
     assert np.allclose(ssim_map(a, b), expected.mean(2), atol=1e-6)
 
 

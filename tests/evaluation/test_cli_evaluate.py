@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from evaluation_helpers import noisy, randomize, smooth_frames
 from PIL import Image
 
-from evaluation_helpers import noisy, randomize, smooth_frames
 from magicpose.evaluation import inception, lpips
 from magicpose.evaluation.weights import WEIGHT_FILES
 from magicpose.interfaces.cli import main
@@ -32,8 +32,18 @@ def folders(tmp_path):
 
 
 def run(folders, *extra):
-    return main(["evaluate", "--generated", str(folders / "gen"), "--ground-truth", str(folders / "gt"),
-                 "--weights-dir", str(folders / "weights"), *extra])  # fmt: skip
+    return main(
+        [
+            "evaluate",
+            "--generated",
+            str(folders / "gen"),
+            "--ground-truth",
+            str(folders / "gt"),
+            "--weights-dir",
+            str(folders / "weights"),
+            *extra,
+        ]
+    )
 
 
 def test_frame_metrics_table_and_json(folders, capsys):
@@ -73,10 +83,14 @@ def test_fid_and_lpips_from_published_weight_files(tmp_path):
     weights = folders / "weights"
     torch.save(randomize(inception.FIDInceptionV3()).state_dict(), weights / WEIGHT_FILES["inception"].name)
     alex = randomize(lpips.LPIPS("alex"))
-    torch.save({f"features.{k}": v for k, v in alex.features.state_dict().items()}, weights / WEIGHT_FILES["alexnet"].name)
+    torch.save(
+        {f"features.{k}": v for k, v in alex.features.state_dict().items()}, weights / WEIGHT_FILES["alexnet"].name
+    )
     (weights / "lpips").mkdir()
-    torch.save({f"lin{i}.model.1.weight": l.model[1].weight.detach() for i, l in enumerate(alex.lins)},
-               weights / WEIGHT_FILES["lpips_alex"].name)  # fmt: skip
+    torch.save(
+        {f"lin{i}.model.1.weight": layer.model[1].weight.detach() for i, layer in enumerate(alex.lins)},
+        weights / WEIGHT_FILES["lpips_alex"].name,
+    )
     out = folders / "results.json"
     assert run(folders, "--metrics", "fid", "lpips-alex", "--json", str(out), "--batch-size", "1") == 0
     pooled = json.loads(out.read_text())["pooled"]

@@ -3,8 +3,8 @@
 import cv2
 import numpy as np
 import pytest
-
 from evaluation_helpers import noisy, randomize, smooth_frames
+
 from magicpose.evaluation import adaface, face_cos, i3d, inception, lpips, resnet3d
 from magicpose.evaluation.evaluator import HIGHER_IS_BETTER, METRICS, Networks, evaluate
 from magicpose.evaluation.pairing import pair_frames
@@ -21,8 +21,10 @@ def networks():
         face_aligner=aligner,
         resnet3d=randomize(resnet3d.ResNet3d((1, 1, 1, 1))),
         i3d=randomize(i3d.InceptionI3d()),
-        fid_size=75, fid_vid_size=32, fvd_size=32,
-    )  # fmt: skip
+        fid_size=75,
+        fid_vid_size=32,
+        fvd_size=32,
+    )
     aligner.close()
 
 
@@ -35,9 +37,8 @@ def write_videos(root, videos):
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, request):
-    from PIL import Image
-
     from evaluation_helpers import REFERENCE
+    from PIL import Image
 
     path = REFERENCE / "real_media" / "astronaut.png"
     if not path.exists():
@@ -72,7 +73,9 @@ def test_every_metric_worsens_with_more_noise(folders, networks, protocol):
     # Frame-wise metrics pool over frames, not over video means.
     all_ssim = results[4]["videos"]["dance"]["per_frame"]["ssim"] + results[4]["videos"]["face"]["per_frame"]["ssim"]
     assert good["ssim"] == pytest.approx(np.mean(all_ssim))
-    expected_samples = 2 if protocol == "disco" else 2  # disco: one per video; clean: one full clip + one padded short video
+    expected_samples = (
+        2 if protocol == "disco" else 2
+    )  # disco: one per video; clean: one full clip + one padded short video
     assert good["fid-vid_samples"] == expected_samples
 
 

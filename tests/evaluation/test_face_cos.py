@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from evaluation_helpers import noisy, randomize
 from skimage.transform import SimilarityTransform
 
-from evaluation_helpers import noisy, randomize
 from magicpose.evaluation import adaface, face_cos
 
 
@@ -10,7 +10,11 @@ def test_similarity_transform_matches_scikit_image():
     rng = np.random.default_rng(0)
     source = rng.uniform(0, 300, (5, 2))
     target = face_cos.ARCFACE_TEMPLATE
-    reference = SimilarityTransform.from_estimate(source, target).params[:2] if hasattr(SimilarityTransform, "from_estimate") else None
+    reference = (
+        SimilarityTransform.from_estimate(source, target).params[:2]
+        if hasattr(SimilarityTransform, "from_estimate")
+        else None
+    )
     if reference is None:
         transform = SimilarityTransform()
         transform.estimate(source, target)

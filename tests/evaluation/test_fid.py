@@ -6,7 +6,9 @@ from magicpose.evaluation.fid import feature_statistics, frechet_distance, frech
 
 def test_closed_form_for_one_dimension():
     # For 1-D Gaussians d^2 = (mu1 - mu2)^2 + (s1 - s2)^2.
-    assert frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]), np.array([[9.0]])) == pytest.approx(4 + 1)
+    assert frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]), np.array([[9.0]])) == pytest.approx(
+        4 + 1
+    )
 
 
 def test_diagonal_covariances():

@@ -1,9 +1,9 @@
 import cv2
 import numpy as np
 import pytest
+from evaluation_helpers import noisy, smooth_frames
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from evaluation_helpers import noisy, smooth_frames
 from magicpose.evaluation import frame_metrics
 
 

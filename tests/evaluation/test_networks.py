@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from evaluation_helpers import randomize
+
 from magicpose.errors import InputError, MissingWeightsError
 from magicpose.evaluation import adaface, i3d, inception, lpips, resnet3d
 from magicpose.evaluation.fid import frechet_distance_of_features
@@ -63,7 +63,9 @@ def test_wrong_layout_is_reported(tmp_path):
         inception.load_fid_inception(tmp_path)
 
 
-@pytest.mark.parametrize("net, trunk_key, linear_key", [("vgg", "vgg16", "lpips_vgg"), ("alex", "alexnet", "lpips_alex")])
+@pytest.mark.parametrize(
+    "net, trunk_key, linear_key", [("vgg", "vgg16", "lpips_vgg"), ("alex", "alexnet", "lpips_alex")]
+)
 def test_lpips_published_layouts(tmp_path, net, trunk_key, linear_key):
     source = randomize(lpips.LPIPS(net))
     # torchvision's file: `features.N.*` plus a classifier LPIPS does not use.
@@ -95,7 +97,10 @@ def test_resnet3d_published_layout(tmp_path):
     clips = torch.randn(3, 3, 16, 32, 32, generator=torch.Generator().manual_seed(2)) * 50
     features = source(clips)
     assert features.shape == (3, 2048) and torch.equal(features, source(clips))
-    distances = [frechet_distance_of_features(features.numpy(), source(c).numpy()) for c in noise_levels(clips, (5, 20, 80), -255, 255)]
+    distances = [
+        frechet_distance_of_features(features.numpy(), source(c).numpy())
+        for c in noise_levels(clips, (5, 20, 80), -255, 255)
+    ]
     assert distances == sorted(distances) and distances[0] > 0
 
 
@@ -129,8 +134,13 @@ def test_adaface_checkpoint_layout(tmp_path):
     assert "output_layer.4.running_var" in keys and "output_layer.4.weight" not in keys
     source = randomize(adaface.IRBackbone((1, 2, 1, 1)))
     # AdaFace's Lightning checkpoint: backbone under `model.`, the margin head's `head.kernel` beside it.
-    checkpoint = {"epoch": 26, "state_dict": {**{f"model.{k}": v for k, v in source.state_dict().items()},
-                                              "head.kernel": torch.zeros(512, 10)}}  # fmt: skip
+    checkpoint = {
+        "epoch": 26,
+        "state_dict": {
+            **{f"model.{k}": v for k, v in source.state_dict().items()},
+            "head.kernel": torch.zeros(512, 10),
+        },
+    }
     save(tmp_path, "adaface", checkpoint)
     model = adaface.load_adaface(tmp_path, units=(1, 2, 1, 1))
     faces = torch.rand(3, 3, 112, 112, generator=torch.Generator().manual_seed(4)) * 2 - 1

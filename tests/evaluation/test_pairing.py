@@ -20,8 +20,10 @@ def test_subfolders_pair_by_frame_number_not_by_position(tmp_path):
     videos, warnings = pair_frames(tmp_path / "gen", tmp_path / "gt")
     assert [v.name for v in videos] == ["clipA"]
     assert [(i, g.path.name, r.path.name) for i, g, r in videos[0].frames] == [
-        (1, "frame_1.png", "0001.png"), (3, "frame_3.png", "0003.png"), (10, "frame_10.png", "0010.png"),
-    ]  # fmt: skip
+        (1, "frame_1.png", "0001.png"),
+        (3, "frame_3.png", "0003.png"),
+        (10, "frame_10.png", "0010.png"),
+    ]
     assert len(warnings) == 1 and "1 ground-truth frame" in warnings[0]
 
 
@@ -32,7 +34,12 @@ def test_flat_folders_with_video_prefixes_do_not_collide(tmp_path):
             write(tmp_path / "flat" / f"{video}_{i:04d}.png")
             write(tmp_path / "nested" / video / f"{i:04d}.png")
     frames = index_frames(tmp_path / "flat")
-    assert sorted(frames) == [("TiktokDance_00337", 0), ("TiktokDance_00337", 1), ("TiktokDance_00338", 0), ("TiktokDance_00338", 1)]
+    assert sorted(frames) == [
+        ("TiktokDance_00337", 0),
+        ("TiktokDance_00337", 1),
+        ("TiktokDance_00338", 0),
+        ("TiktokDance_00338", 1),
+    ]
     videos, warnings = pair_frames(tmp_path / "flat", tmp_path / "nested")
     assert [v.name for v in videos] == ["TiktokDance_00337", "TiktokDance_00338"] and warnings == []
     assert all(g.path.name.startswith(v.name) and r.path.parent.name == v.name for v in videos for _, g, r in v.frames)
@@ -66,7 +73,6 @@ def test_bad_folders(tmp_path):
 
 def test_dataset_layout_and_video_files(tmp_path):
     import av
-
     from evaluation_helpers import smooth_frames
 
     truth = smooth_frames(6, size=32)

@@ -1,16 +1,20 @@
 import math
 import warnings
-
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 import torch
+from tests.dummy_components import get_dummy_components
 
 from magicpose.data.puppet.world import PuppetVideo, video_spec
-from magicpose.evaluation.puppet_benchmark import METRICS, PuppetEvaluation, evaluate_on_puppets, reconstruct_puppets, score_frame
+from magicpose.evaluation.puppet_benchmark import (
+    METRICS,
+    PuppetEvaluation,
+    evaluate_on_puppets,
+    reconstruct_puppets,
+    score_frame,
+)
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
-from tests.dummy_components import get_dummy_components
 
 
 def test_ground_truth_scores_perfectly_and_a_blank_frame_badly():
@@ -27,15 +31,27 @@ def test_ground_truth_scores_perfectly_and_a_blank_frame_badly():
 def test_evaluation_runs_a_model_on_held_out_puppets():
     pipeline = MagicPosePipeline(**get_dummy_components())
     pipeline.set_progress_bar_config(disable=True)
-    result = evaluate_on_puppets(pipeline, videos=2, frames_per_video=2, size=32, num_inference_steps=1, progress=False)
+    result = evaluate_on_puppets(
+        pipeline, videos=2, frames_per_video=2, size=32, num_inference_steps=1, progress=False
+    )
     assert len(result.per_frame) == 4 and len(result.per_pair) == 2  # one pair of consecutive frames per video
     means = result.mean()
     assert set(means) == set(METRICS)
-    assert all(np.isfinite(means[name]) for name in ("mask_iou", "ssim", "l1", "frame_difference_error", "background_flicker"))
+    assert all(
+        np.isfinite(means[name]) for name in ("mask_iou", "ssim", "l1", "frame_difference_error", "background_flicker")
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # one frame per video: no pair, and no "mean of empty slice" warning
-        without_hands = evaluate_on_puppets(pipeline, videos=1, frames_per_video=1, size=32, num_inference_steps=1,
-                                            hands=False, face=False, progress=False)
+        without_hands = evaluate_on_puppets(
+            pipeline,
+            videos=1,
+            frames_per_video=1,
+            size=32,
+            num_inference_steps=1,
+            hands=False,
+            face=False,
+            progress=False,
+        )
         single = without_hands.mean()
     assert len(without_hands.per_frame) == 1 and not without_hands.per_pair
     assert np.isnan(single["frame_difference_error"]) and np.isfinite(single["masked_ssim"])
@@ -53,8 +69,11 @@ def test_ground_truth_video_has_no_temporal_error_and_no_flicker():
     assert frozen.mean()["frame_difference_error"] > 0.0  # the puppet moves, a frozen video does not
     noisy = PuppetEvaluation()
     rng = np.random.default_rng(0)
-    noisy.add_video([np.clip(t.image + rng.integers(-8, 9, t.image.shape), 0, 255).astype(np.uint8) for t in truths],
-                    truths, video.background)  # fmt: skip
+    noisy.add_video(
+        [np.clip(t.image + rng.integers(-8, 9, t.image.shape), 0, 255).astype(np.uint8) for t in truths],
+        truths,
+        video.background,
+    )
     assert noisy.mean()["background_flicker"] > 3.0
 
 

@@ -26,10 +26,24 @@ def workdir(tmp_path_factory):
 
 def _animate(workdir, *extra, reference=None, out="out.mp4"):
     reference = reference or reference_path("real_media", "astronaut.png")
-    return main([
-        "animate", "--reference", str(reference), "--driving", str(workdir / "poses.json"), "--out", str(workdir / out),
-        "--model", str(workdir / "model"), "--steps", "1", "--size", "32", *extra,
-    ])  # fmt: skip
+    return main(
+        [
+            "animate",
+            "--reference",
+            str(reference),
+            "--driving",
+            str(workdir / "poses.json"),
+            "--out",
+            str(workdir / out),
+            "--model",
+            str(workdir / "model"),
+            "--steps",
+            "1",
+            "--size",
+            "32",
+            *extra,
+        ]
+    )
 
 
 def test_animate_writes_a_playable_video_and_grid_aligned_to_a_real_photo(workdir, capsys):
@@ -79,8 +93,12 @@ def test_bad_inputs_fail_clearly_and_leave_no_output(workdir, tmp_path, capsys):
         (["--driving", str(empty)], "no person"),
     ]
     for overrides, message in cases:
-        args = {"--reference": str(reference_path("real_media", "astronaut.png")), "--driving": str(workdir / "poses.json"),
-                "--out": str(tmp_path / "out.mp4"), "--model": str(workdir / "model")}
+        args = {
+            "--reference": str(reference_path("real_media", "astronaut.png")),
+            "--driving": str(workdir / "poses.json"),
+            "--out": str(tmp_path / "out.mp4"),
+            "--model": str(workdir / "model"),
+        }
         args.update(dict(zip(overrides[::2], overrides[1::2])))
         code = main(["animate", *[item for pair in args.items() for item in pair], "--steps", "1", "--size", "32"])
         assert code == 2, overrides
@@ -91,8 +109,21 @@ def test_bad_inputs_fail_clearly_and_leave_no_output(workdir, tmp_path, capsys):
 def test_the_embedded_model_says_what_it_is_and_a_named_model_does_not(workdir, capsys):
     assert _animate(workdir, out="named.mp4") == 0
     assert "embedded puppet model" not in capsys.readouterr().err
-    code = main(["animate", "--reference", str(reference_path("real_media", "astronaut.png")), "--driving",
-                 str(workdir / "poses.json"), "--out", str(workdir / "embedded.mp4"), "--steps", "1", "--max-frames", "1"])  # fmt: skip
+    code = main(
+        [
+            "animate",
+            "--reference",
+            str(reference_path("real_media", "astronaut.png")),
+            "--driving",
+            str(workdir / "poses.json"),
+            "--out",
+            str(workdir / "embedded.mp4"),
+            "--steps",
+            "1",
+            "--max-frames",
+            "1",
+        ]
+    )
     assert code == 0
     note = capsys.readouterr().err
     assert "embedded puppet model" in note and "magicpose convert" in note and "--model" in note
@@ -108,18 +139,27 @@ def test_max_frames_limits_pose_detection_to_those_frames(workdir, monkeypatch):
     write_video(workdir / "dance.mp4", [video.frame(i).image for i in range(12)], video.spec.fps)
     seen = []
     detect_frames = PoseDetector.detect_frames
-    monkeypatch.setattr(PoseDetector, "detect_frames",
-                        lambda self, frames, **kw: detect_frames(self, [seen.append(1) or f for f in frames], **kw))  # fmt: skip
+    monkeypatch.setattr(
+        PoseDetector,
+        "detect_frames",
+        lambda self, frames, **kw: detect_frames(self, [seen.append(1) or f for f in frames], **kw),
+    )
     assert len(load_driving_poses(workdir / "dance.mp4", max_frames=3, progress=False)) == 3
     assert len(seen) == 3  # the other 9 frames were neither decoded nor detected
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--steps", "0", "steps must be from 1 to 1000"), ("--guidance", "nan", "guidance must be from 0"),
-    ("--guidance", "1e6", "guidance must be from 0"), ("--frame-chunk", "0", "--frame-chunk must be at least 1"),
-    ("--window-overlap", "16", "window overlap"), ("--device", "tpu", "unknown device"),
-    ("--max-frames", "0", "--max-frames must be at least 1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--steps", "0", "steps must be from 1 to 1000"),
+        ("--guidance", "nan", "guidance must be from 0"),
+        ("--guidance", "1e6", "guidance must be from 0"),
+        ("--frame-chunk", "0", "--frame-chunk must be at least 1"),
+        ("--window-overlap", "16", "window overlap"),
+        ("--device", "tpu", "unknown device"),
+        ("--max-frames", "0", "--max-frames must be at least 1"),
+    ],
+)
 def test_bad_sampling_and_hardware_options_stop_before_any_work(workdir, capsys, option, value, message):
     assert _animate(workdir, option, value, out="bad.mp4") == 2
     assert message in capsys.readouterr().err

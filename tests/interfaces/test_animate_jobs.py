@@ -113,24 +113,56 @@ def test_csv_jobs_take_their_own_options_over_the_command_line(workdir, loads, c
     assert jobs[1]["frames"] == 2 and "aligned" not in jobs[1]["message"]
     assert "bad value size = 'big'" in jobs[2]["message"] and jobs[2]["line"] == "line 4"
     # the same as one `animate` with the job's options: the command line's seed, the job's steps
-    assert main(["animate", "--reference", str(workdir / "photo.png"), "--driving", str(workdir / "poses.json"),
-                 "--out", str(folder / "single.mp4"), "--model", str(workdir / "model"), "--size", "32", "--seed", "5",
-                 "--steps", "2", "--no-align"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "animate",
+                "--reference",
+                str(workdir / "photo.png"),
+                "--driving",
+                str(workdir / "poses.json"),
+                "--out",
+                str(folder / "single.mp4"),
+                "--model",
+                str(workdir / "model"),
+                "--size",
+                "32",
+                "--seed",
+                "5",
+                "--steps",
+                "2",
+                "--no-align",
+            ]
+        )
+        == 0
+    )
     assert (folder / "single.mp4").read_bytes() == (folder / "two.mp4").read_bytes()
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("text, message", [
-    ("- {reference: photo.png, driving: poses.json}\n", "job 1 (line 1): no out"),
-    ("- {reference: photo.png, driving: poses.json, out: x.mp4}\n- {reference: photo.png, driving: poses.json, out: x.mp4}\n",
-     "job 2 (line 2): the output"),
-    ("- {reference: photo.png, driving: poses.json, out: x.mp4}\n- {reference: photo.png, driving: x.mp4, out: y.mp4}\n",
-     "is job 2's driving"),
-    ("- {reference: photo.png, driving: poses.json, out: x.mp4, device: cpu}\n", "pass --device on the command line"),
-    ("- {reference: photo.png, driving: poses.json, out: x.mp4, stepz: 3}\n", "unknown key 'stepz'"),
-    ("reference: photo.png\n", "must hold a list of jobs"),
-    ("[", "cannot read the jobs file"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("- {reference: photo.png, driving: poses.json}\n", "job 1 (line 1): no out"),
+        (
+            "- {reference: photo.png, driving: poses.json, out: x.mp4}\n"
+            "- {reference: photo.png, driving: poses.json, out: x.mp4}\n",
+            "job 2 (line 2): the output",
+        ),
+        (
+            "- {reference: photo.png, driving: poses.json, out: x.mp4}\n"
+            "- {reference: photo.png, driving: x.mp4, out: y.mp4}\n",
+            "is job 2's driving",
+        ),
+        (
+            "- {reference: photo.png, driving: poses.json, out: x.mp4, device: cpu}\n",
+            "pass --device on the command line",
+        ),
+        ("- {reference: photo.png, driving: poses.json, out: x.mp4, stepz: 3}\n", "unknown key 'stepz'"),
+        ("reference: photo.png\n", "must hold a list of jobs"),
+        ("[", "cannot read the jobs file"),
+    ],
+)
 def test_a_malformed_jobs_file_stops_before_loading_the_model(workdir, monkeypatch, capsys, text, message):
     monkeypatch.setattr(assembly, "load", lambda *a, **k: pytest.fail("the model was loaded"))
     jobs = workdir / "bad.yaml"
@@ -158,9 +190,28 @@ def test_two_processes_share_the_jobs_each_once(workdir):
     rows = [f"- {{reference: ../photo.png, driving: ../poses.json, out: v{i}.mp4, seed: {i}}}\n" for i in range(4)]
     (folder / "jobs.yaml").write_text("".join(rows))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(_free_port()), "-m", "magicpose.interfaces.cli", "animate", "--jobs",
-               str(folder / "jobs.yaml"), "--model", str(workdir / "model"), *FAST, "--no-align", "--device", "cpu"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "magicpose.interfaces.cli",
+        "animate",
+        "--jobs",
+        str(folder / "jobs.yaml"),
+        "--model",
+        str(workdir / "model"),
+        *FAST,
+        "--no-align",
+        "--device",
+        "cpu",
+    ]
     result = subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "4 jobs: 4 done, 0 skipped, 0 failed" in result.stdout

@@ -7,7 +7,7 @@ import pytest
 
 from magicpose.errors import InputError
 from magicpose.interfaces import app
-from magicpose.media import read_video, write_video
+from magicpose.media import read_video
 from magicpose.pipelines.assembly import load_pipeline
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 from tests.dummy_components import get_dummy_components
@@ -66,13 +66,17 @@ def test_generate_writes_the_result_and_the_grid(examples, model, tmp_path):
     photo, dance = examples
     pipeline = load_pipeline(model)
     reference, driving = app.load_reference(photo, 50), app.load_driving(dance, 50, 64)
-    video, grid, note = app.generate(pipeline, reference, driving, tmp_path / "job", size=None, align=True, steps=1, guidance=7.0, seed=1)
+    video, grid, note = app.generate(
+        pipeline, reference, driving, tmp_path / "job", size=None, align=True, steps=1, guidance=7.0, seed=1
+    )
     frames, fps = read_video(video)
     grid_frames, _ = read_video(grid)
     assert len(frames) == 4 and fps == pytest.approx(15) and frames[0].shape == (32, 32, 3)
     assert grid_frames[0].shape == (32, 96, 3) and "4 frames, 32x32" in note
     with pytest.raises(InputError, match="steps"):
-        app.generate(pipeline, reference, driving, tmp_path / "bad", size=None, align=True, steps=0, guidance=7.0, seed=1)
+        app.generate(
+            pipeline, reference, driving, tmp_path / "bad", size=None, align=True, steps=0, guidance=7.0, seed=1
+        )
 
 
 def test_missing_model_is_a_clear_message_not_a_crash(tmp_path):

@@ -24,9 +24,15 @@ from tests.dummy_components import get_dummy_components
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless, offline and quiet: no GPU, no sandbox (containers), no sync/update/metrics traffic.
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.is_file(), reason="no browser: /usr/bin/chromium is absent (apt-get install chromium; .ci/run does)"
@@ -56,8 +62,22 @@ def wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: flo
 def server(tmp_path):
     MagicPosePipeline(**get_dummy_components()).save_pretrained(tmp_path / "model")
     port = free_port()
-    command = [sys.executable, "-m", "magicpose.interfaces.cli", "app", "--model", str(tmp_path / "model"),
-               "--port", str(port), "--steps", "1", "--max-frames", "8", "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "magicpose.interfaces.cli",
+        "app",
+        "--model",
+        str(tmp_path / "model"),
+        "--port",
+        str(port),
+        "--steps",
+        "1",
+        "--max-frames",
+        "8",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", no_proxy="127.0.0.1,localhost")
     log = tmp_path / "app.log"  # a file, not a pipe: a full pipe would stall the server
     with log.open("w") as output:
@@ -79,9 +99,12 @@ def test_puppet_example_generates_a_playable_video_in_chromium(server, tmp_path)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS,
+            str(tmp_path / "profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
             viewport={"width": 1280, "height": 900},
-        )  # fmt: skip
+        )
         try:
             page = browser.new_page()
             page.goto(server)

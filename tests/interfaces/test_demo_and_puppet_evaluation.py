@@ -42,7 +42,10 @@ def test_demo_writes_the_video_the_grid_and_a_still(model, tmp_path, capsys):
 
 def test_demo_rejects_bad_arguments(model, tmp_path, capsys):
     assert main(["demo", "--model", str(model), "--out", str(tmp_path / "demo.avi")]) == 2
-    assert main(["demo", "--model", str(model), "--out", str(tmp_path / "d.mp4"), "--identity", "3", "--motion", "3"]) == 2
+    assert (
+        main(["demo", "--model", str(model), "--out", str(tmp_path / "d.mp4"), "--identity", "3", "--motion", "3"])
+        == 2
+    )
     assert main(["demo", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "d.mp4")]) == 2
     errors = capsys.readouterr().err
     assert ".mp4" in errors and "different test puppets" in errors and "nowhere does not exist" in errors
@@ -51,7 +54,20 @@ def test_demo_rejects_bad_arguments(model, tmp_path, capsys):
 
 def test_puppet_evaluation_prints_rows_targets_and_json(model, tmp_path, capsys):
     report = tmp_path / "puppet.json"
-    arguments = ["evaluate", "--puppet", "--model", str(model), "--videos", "1", "--frames", "2", "--steps", "1", "--size", "32"]
+    arguments = [
+        "evaluate",
+        "--puppet",
+        "--model",
+        str(model),
+        "--videos",
+        "1",
+        "--frames",
+        "2",
+        "--steps",
+        "1",
+        "--size",
+        "32",
+    ]
     assert main([*arguments, "--json", str(report)]) == 0
     out = capsys.readouterr().out
     assert "masked_psnr" in out and "ControlNet-only baseline" in out
@@ -60,7 +76,11 @@ def test_puppet_evaluation_prints_rows_targets_and_json(model, tmp_path, capsys)
     saved = json.loads(report.read_text())
     assert saved["options"]["start_from_reference"] is False
     rows = saved["rows"]
-    assert set(rows) == {"model", "ControlNet-only baseline (the model's own ControlNet)", "VAE reconstruction (ceiling)"}
+    assert set(rows) == {
+        "model",
+        "ControlNet-only baseline (the model's own ControlNet)",
+        "VAE reconstruction (ceiling)",
+    }
     assert all(0.0 <= row["mask_iou"] <= 1.0 and np.isfinite(row["masked_psnr"]) for row in rows.values())
     # the baseline differs from the model: it has no appearance branch
     assert rows["model"] != rows["ControlNet-only baseline (the model's own ControlNet)"]
@@ -90,8 +110,24 @@ def test_puppet_evaluation_with_a_motion_module_on_consecutive_frames(model, tmp
 
     adapter = save_motion_adapter(build_motion_adapter("tiny", seed=5, zero_init=False), tmp_path / "motion_adapter")
     report = tmp_path / "motion.json"
-    arguments = ["evaluate", "--puppet", "--model", str(model), "--videos", "1", "--frames", "3", "--steps", "1",
-                 "--size", "32", "--no-baseline", "--no-vae-ceiling", "--frame-stride", "1"]  # fmt: skip
+    arguments = [
+        "evaluate",
+        "--puppet",
+        "--model",
+        str(model),
+        "--videos",
+        "1",
+        "--frames",
+        "3",
+        "--steps",
+        "1",
+        "--size",
+        "32",
+        "--no-baseline",
+        "--no-vae-ceiling",
+        "--frame-stride",
+        "1",
+    ]
     assert main([*arguments, "--json", str(report)]) == 0
     plain = json.loads(report.read_text())["rows"]["model"]
     assert main([*arguments, "--motion-adapter", str(adapter), "--json", str(report)]) == 0
@@ -129,12 +165,33 @@ def test_a_model_folder_with_its_own_motion_module_uses_it_unless_told_not_to(mo
     with pytest.raises(InputError, match="already has a motion module"):
         add_motion_module(load_pipeline(folder), folder / MOTION_ADAPTER)
 
-    arguments = ["evaluate", "--puppet", "--model", str(folder), "--videos", "1", "--frames", "2", "--steps", "1",
-                 "--size", "32", "--no-baseline", "--no-vae-ceiling", "--frame-stride", "1"]  # fmt: skip
+    arguments = [
+        "evaluate",
+        "--puppet",
+        "--model",
+        str(folder),
+        "--videos",
+        "1",
+        "--frames",
+        "2",
+        "--steps",
+        "1",
+        "--size",
+        "32",
+        "--no-baseline",
+        "--no-vae-ceiling",
+        "--frame-stride",
+        "1",
+    ]
     assert main(arguments) == 0
     assert "with the motion module motion_adapter/" in capsys.readouterr().out
     assert main([*arguments, "--no-motion-module"]) == 0
     assert "motion module" not in capsys.readouterr().out
     out = tmp_path / "demo.mp4"
     assert main(["demo", "--model", str(folder), "--out", str(out), "--frames", "2", "--steps", "1"]) == 0
-    assert main(["demo", "--model", str(folder), "--out", str(out), "--frames", "2", "--steps", "1", "--no-motion-module"]) == 0
+    assert (
+        main(
+            ["demo", "--model", str(folder), "--out", str(out), "--frames", "2", "--steps", "1", "--no-motion-module"]
+        )
+        == 0
+    )

@@ -67,7 +67,9 @@ def test_zero_initialised_motion_module_gives_the_image_model_per_frame(componen
 @pytest.fixture(scope="module")
 def live_motion_model(components):
     """A motion UNet whose temporal layers are not zero (as after training, or with AnimateDiff weights)."""
-    return _model(components, build_motion_unet(components["unet"], build_motion_adapter("tiny", seed=3, zero_init=False)))
+    return _model(
+        components, build_motion_unet(components["unet"], build_motion_adapter("tiny", seed=3, zero_init=False))
+    )
 
 
 def test_frames_of_a_clip_interact_through_the_temporal_layers(live_motion_model, inputs):
@@ -77,8 +79,17 @@ def test_frames_of_a_clip_interact_through_the_temporal_layers(live_motion_model
     moved = _eps(live_motion_model, inputs, latents=changed)
     assert (moved[0] - base[0]).abs().max() > 1e-4  # frame 0 sees frame 1
     # A clip is a clip: splitting the batch into single-frame clips gives different (uncoupled) frames.
-    single = torch.cat([_eps(live_motion_model, inputs, latents=inputs["noisy_latents"][i : i + 1],
-                             pose_images=inputs["pose_images"][i : i + 1]) for i in range(FRAMES)])  # fmt: skip
+    single = torch.cat(
+        [
+            _eps(
+                live_motion_model,
+                inputs,
+                latents=inputs["noisy_latents"][i : i + 1],
+                pose_images=inputs["pose_images"][i : i + 1],
+            )
+            for i in range(FRAMES)
+        ]
+    )
     assert (single - base).abs().max() > 1e-4
 
 
@@ -86,7 +97,10 @@ def test_multi_source_attention_sits_on_spatial_layers_only(live_motion_model):
     processors = live_motion_model.unet.attn_processors
     readers = {name for name, p in processors.items() if isinstance(p, MultiSourceAttnProcessor)}
     assert readers and not any("motion_modules" in name for name in readers)
-    assert install_multi_source_attention(live_motion_model.unet, live_motion_model.appearance_control) is live_motion_model.bank
+    assert (
+        install_multi_source_attention(live_motion_model.unet, live_motion_model.appearance_control)
+        is live_motion_model.bank
+    )
 
 
 def test_frame_batch_layout_matches_diffusers_clip_layout(live_motion_model, inputs):
@@ -99,9 +113,13 @@ def test_frame_batch_layout_matches_diffusers_clip_layout(live_motion_model, inp
     with torch.no_grad():
         ours = unet(frames, timesteps, context, num_frames=FRAMES, return_dict=False)[0]
         video = frames.unflatten(0, (2, FRAMES)).transpose(1, 2)
-        theirs = torch.cat([
-            unet(video[i : i + 1], t, context[:FRAMES], return_dict=False)[0] for i, t in enumerate((900, 100))
-        ]).transpose(1, 2).flatten(0, 1)  # fmt: skip
+        theirs = (
+            torch.cat(
+                [unet(video[i : i + 1], t, context[:FRAMES], return_dict=False)[0] for i, t in enumerate((900, 100))]
+            )
+            .transpose(1, 2)
+            .flatten(0, 1)
+        )
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="share a timestep"):
         unet(frames, torch.arange(2 * FRAMES), context, num_frames=FRAMES)
@@ -125,8 +143,13 @@ def test_stage_three_trains_the_temporal_layers_only(components, inputs):
     names = set(set_motion_training(model))
     assert len(names) == sum(1 for _ in adapter.parameters())
     assert all(name.startswith("unet.") and ".motion_modules." in name for name in names)
-    eps = model(inputs["noisy_latents"], 500, inputs["context"],
-                reference_latents=inputs["reference_latents"], pose_images=inputs["pose_images"])  # fmt: skip
+    eps = model(
+        inputs["noisy_latents"],
+        500,
+        inputs["context"],
+        reference_latents=inputs["reference_latents"],
+        pose_images=inputs["pose_images"],
+    )
     eps.square().mean().backward()
     parameters = dict(model.named_parameters())
     assert all(parameters[name].grad is not None for name in names)
@@ -150,13 +173,21 @@ def test_adapter_round_trip_through_a_folder(live_motion_model, tmp_path, inputs
 def _to_animatediff_layout(adapter: MotionAdapter) -> dict[str, torch.Tensor]:
     """Names as AnimateDiff's own modules produce them (VanillaTemporalModule.temporal_transformer,
     TemporalTransformerBlock.attention_blocks / norms / ff_norm, VersatileAttention.pos_encoder.pe)."""
-    renames = [(".norm1.", ".norms.0."), (".norm2.", ".norms.1."), (".norm3.", ".ff_norm."),
-               (".attn1.", ".attention_blocks.0."), (".attn2.", ".attention_blocks.1.")]  # fmt: skip
+    renames = [
+        (".norm1.", ".norms.0."),
+        (".norm2.", ".norms.1."),
+        (".norm3.", ".ff_norm."),
+        (".attn1.", ".attention_blocks.0."),
+        (".attn2.", ".attention_blocks.1."),
+    ]
     original = {}
     for name, value in adapter.state_dict().items():
         if name.endswith("pos_embed.pe"):
             continue
-        prefix, index, rest = name.partition(".motion_modules.")[0], *name.partition(".motion_modules.")[2].split(".", 1)
+        prefix, index, rest = (
+            name.partition(".motion_modules.")[0],
+            *name.partition(".motion_modules.")[2].split(".", 1),
+        )
         for old, new in renames:
             rest = rest.replace(old, new)
         original[f"{prefix}.motion_modules.{index}.temporal_transformer.{rest}"] = value.clone()
@@ -214,7 +245,9 @@ def test_stage_three_training_step_moves_only_the_temporal_layers(components):
 
     from magicpose.training.motion_stage import MotionStage
 
-    config = SimpleNamespace(model=SimpleNamespace(motion_adapter=None, seed=0), train=SimpleNamespace(shared_noise=0.0))
+    config = SimpleNamespace(
+        model=SimpleNamespace(motion_adapter=None, seed=0), train=SimpleNamespace(shared_noise=0.0)
+    )
     stage = MotionStage(dict(components), config)
     generator = torch.Generator().manual_seed(0)
     batch = {
@@ -231,7 +264,9 @@ def test_stage_three_training_step_moves_only_the_temporal_layers(components):
     assert all(p.grad is None for name, p in stage.named_parameters() if name not in trained)
     assert any(p.grad.abs().sum() > 0 for name, p in stage.named_parameters() if name in trained)
     adapter = stage.exported()["motion_adapter"]
-    assert sum(p.numel() for p in adapter.parameters()) == sum(p.numel() for name, p in stage.named_parameters() if name in trained)
+    assert sum(p.numel() for p in adapter.parameters()) == sum(
+        p.numel() for name, p in stage.named_parameters() if name in trained
+    )
     for module in (components["unet"], components["appearance_control"], components["pose_control"]):
         module.requires_grad_(False)  # leave the shared fixture as it was
 

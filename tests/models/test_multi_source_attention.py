@@ -43,12 +43,21 @@ def test_one_reference_for_n_frames_equals_one_copy_per_frame_and_runs_once(mode
     hook = model.appearance_control.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
     try:
         with torch.no_grad():
-            shared = model(inputs["noisy_latents"], 300, inputs["context"],
-                           reference_latents=inputs["reference_latents"], pose_images=inputs["pose_images"])
+            shared = model(
+                inputs["noisy_latents"],
+                300,
+                inputs["context"],
+                reference_latents=inputs["reference_latents"],
+                pose_images=inputs["pose_images"],
+            )
             assert calls == [1]  # one appearance pass, batch 1, for 4 frames
-            copies = model(inputs["noisy_latents"], 300, inputs["context"],
-                           reference_latents=inputs["reference_latents"].expand(4, -1, -1, -1),
-                           pose_images=inputs["pose_images"])
+            copies = model(
+                inputs["noisy_latents"],
+                300,
+                inputs["context"],
+                reference_latents=inputs["reference_latents"].expand(4, -1, -1, -1),
+                pose_images=inputs["pose_images"],
+            )
     finally:
         hook.remove()
     assert torch.allclose(shared, copies, atol=1e-5, rtol=1e-5)
@@ -58,7 +67,9 @@ def test_reference_changes_the_output(model):
     inputs = get_dummy_inputs()
     with torch.no_grad():
         plain = model(inputs["noisy_latents"], 300, inputs["context"])
-        with_reference = model(inputs["noisy_latents"], 300, inputs["context"], reference_latents=inputs["reference_latents"])
+        with_reference = model(
+            inputs["noisy_latents"], 300, inputs["context"], reference_latents=inputs["reference_latents"]
+        )
     assert (plain - with_reference).abs().max() > 1e-3
 
 
@@ -66,10 +77,21 @@ def test_condition_mask_rows_are_exactly_unconditional(model):
     inputs = get_dummy_inputs(frames=3)
     mask = torch.tensor([True, False, True])
     with torch.no_grad():
-        mixed = model(inputs["noisy_latents"], 300, inputs["context"], reference_latents=inputs["reference_latents"],
-                      pose_images=inputs["pose_images"], condition_mask=mask)
-        conditional = model(inputs["noisy_latents"], 300, inputs["context"],
-                            reference_latents=inputs["reference_latents"], pose_images=inputs["pose_images"])
+        mixed = model(
+            inputs["noisy_latents"],
+            300,
+            inputs["context"],
+            reference_latents=inputs["reference_latents"],
+            pose_images=inputs["pose_images"],
+            condition_mask=mask,
+        )
+        conditional = model(
+            inputs["noisy_latents"],
+            300,
+            inputs["context"],
+            reference_latents=inputs["reference_latents"],
+            pose_images=inputs["pose_images"],
+        )
         unconditional = model(inputs["noisy_latents"], 300, inputs["context"])
     assert torch.allclose(mixed[1], unconditional[1], atol=1e-5)
     assert torch.allclose(mixed[mask], conditional[mask], atol=1e-5)
@@ -80,7 +102,9 @@ def test_per_frame_timesteps_with_one_reference_match_per_frame_references(model
     steps = torch.tensor([900, 100])
     with torch.no_grad():
         out = model(inputs["noisy_latents"], steps, inputs["context"], reference_latents=inputs["reference_latents"])
-        first = model(inputs["noisy_latents"][:1], 900, inputs["context"], reference_latents=inputs["reference_latents"])
+        first = model(
+            inputs["noisy_latents"][:1], 900, inputs["context"], reference_latents=inputs["reference_latents"]
+        )
     assert torch.allclose(out[:1], first, atol=1e-5)
 
 
@@ -92,7 +116,9 @@ def test_two_wrappers_on_the_same_networks_share_one_bank(components):
     with torch.no_grad():
         second(inputs["noisy_latents"], 300, inputs["context"], reference_latents=inputs["reference_latents"])
         after = first(inputs["noisy_latents"], 300, inputs["context"])
-        fresh = MagicPoseModel(components["unet"], components["appearance_control"])(inputs["noisy_latents"], 300, inputs["context"])
+        fresh = MagicPoseModel(components["unet"], components["appearance_control"])(
+            inputs["noisy_latents"], 300, inputs["context"]
+        )
     assert torch.equal(after, fresh)  # no stale reference tokens leak into the unconditional branch
 
 

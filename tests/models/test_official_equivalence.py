@@ -86,9 +86,12 @@ def test_pose_residuals_match_official(oracle, model):
     t = oracle["cases"]
     with torch.no_grad():
         down, mid = model.pose_control(
-            t[case["x_noisy"]], t[case["timesteps"]], encoder_hidden_states=t["context"],
-            controlnet_cond=t["hint"], return_dict=False,
-        )  # fmt: skip
+            t[case["x_noisy"]],
+            t[case["timesteps"]],
+            encoder_hidden_states=t["context"],
+            controlnet_cond=t["hint"],
+            return_dict=False,
+        )
     for residual, name in zip([*down, mid], case["pose_residual_tensors"]):
         assert relative_error(residual, t[name]) < TOLERANCE
 
@@ -97,14 +100,22 @@ def test_five_step_ddim_sampling_matches_official(oracle):
     c, t = oracle["components"], oracle["cases"]
     sampling = oracle["index"]["sampling"]
     pipeline = MagicPosePipeline(
-        vae=c["vae"], unet=c["unet"], appearance_control=c["appearance_control"], pose_control=c["pose_control"],
-        text_context=TextContext(length=77, dim=32), scheduler=official_ddim_scheduler(),
-    )  # fmt: skip
+        vae=c["vae"],
+        unet=c["unet"],
+        appearance_control=c["appearance_control"],
+        pose_control=c["pose_control"],
+        text_context=TextContext(length=77, dim=32),
+        scheduler=official_ddim_scheduler(),
+    )
     pipeline.set_progress_bar_config(disable=True)
     latents = pipeline.denoise(
-        t[sampling["x_T"]], t["ref_latent"], t["hint"], t["context"],
-        num_inference_steps=sampling["ddim_steps"], guidance_scale=sampling["guidance_scale"],
-    )  # fmt: skip
+        t[sampling["x_T"]],
+        t["ref_latent"],
+        t["hint"],
+        t["context"],
+        num_inference_steps=sampling["ddim_steps"],
+        guidance_scale=sampling["guidance_scale"],
+    )
     assert relative_error(latents, t[sampling["final_latent"]]) < TOLERANCE
 
 

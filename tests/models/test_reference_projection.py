@@ -50,10 +50,12 @@ class ConcatenateThenProject:
 def concatenate_then_project(model):
     """The base UNet's attn1 layers run `ConcatenateThenProject` inside the block."""
     original = model.unet.attn_processors
-    model.unet.set_attn_processor({
-        name: ConcatenateThenProject(p.bank, p.name) if isinstance(p, MultiSourceAttnProcessor) else p
-        for name, p in original.items()
-    })  # fmt: skip
+    model.unet.set_attn_processor(
+        {
+            name: ConcatenateThenProject(p.bank, p.name) if isinstance(p, MultiSourceAttnProcessor) else p
+            for name, p in original.items()
+        }
+    )
     try:
         yield
     finally:
@@ -102,8 +104,14 @@ def reference_projections(model):
 def test_one_reference_for_n_frames(model, frames):
     inputs = get_dummy_inputs(frames=frames)
     with torch.no_grad():
-        ours, expected = both(model, inputs["noisy_latents"], 300, inputs["context"],
-                              reference_latents=inputs["reference_latents"], pose_images=inputs["pose_images"])
+        ours, expected = both(
+            model,
+            inputs["noisy_latents"],
+            300,
+            inputs["context"],
+            reference_latents=inputs["reference_latents"],
+            pose_images=inputs["pose_images"],
+        )
     assert_close(ours, expected)
 
 
@@ -111,8 +119,14 @@ def test_one_reference_per_frame(model):
     inputs = get_dummy_inputs(frames=4)
     references = torch.randn(4, 4, 16, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        ours, expected = both(model, inputs["noisy_latents"], torch.tensor([900, 600, 300, 20]), inputs["context"],
-                              reference_latents=references, pose_images=inputs["pose_images"])
+        ours, expected = both(
+            model,
+            inputs["noisy_latents"],
+            torch.tensor([900, 600, 300, 20]),
+            inputs["context"],
+            reference_latents=references,
+            pose_images=inputs["pose_images"],
+        )
     assert_close(ours, expected)
 
 
@@ -122,8 +136,15 @@ def test_sample_mask(model, reference_batch):
     references = torch.randn(reference_batch, 4, 16, 16, generator=torch.Generator().manual_seed(2))
     mask = torch.tensor([True, False, True, False])
     with torch.no_grad():
-        ours, expected = both(model, inputs["noisy_latents"], 400, inputs["context"], reference_latents=references,
-                              pose_images=inputs["pose_images"], condition_mask=mask)
+        ours, expected = both(
+            model,
+            inputs["noisy_latents"],
+            400,
+            inputs["context"],
+            reference_latents=references,
+            pose_images=inputs["pose_images"],
+            condition_mask=mask,
+        )
     assert_close(ours, expected)
 
 
@@ -132,8 +153,13 @@ def test_projected_once_for_the_reference_not_per_frame(model):
     with torch.no_grad():
         calls, hook = reference_projections(model)
         try:
-            model(inputs["noisy_latents"], 300, inputs["context"], reference_latents=inputs["reference_latents"],
-                  pose_images=inputs["pose_images"])  # fmt: skip
+            model(
+                inputs["noisy_latents"],
+                300,
+                inputs["context"],
+                reference_latents=inputs["reference_latents"],
+                pose_images=inputs["pose_images"],
+            )
         finally:
             hook.remove()
     assert calls == [1]  # one projection of a batch of 1 serves the 4 frames

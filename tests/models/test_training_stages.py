@@ -13,8 +13,13 @@ def model():
 
 def _backward(model):
     inputs = get_dummy_inputs(frames=2)
-    eps = model(inputs["noisy_latents"], torch.tensor([700, 50]), inputs["context"],
-                reference_latents=inputs["reference_latents"].expand(2, -1, -1, -1), pose_images=inputs["pose_images"])
+    eps = model(
+        inputs["noisy_latents"],
+        torch.tensor([700, 50]),
+        inputs["context"],
+        reference_latents=inputs["reference_latents"].expand(2, -1, -1, -1),
+        pose_images=inputs["pose_images"],
+    )
     eps.square().mean().backward()
 
 
@@ -32,7 +37,9 @@ def test_every_trainable_parameter_gets_a_gradient_and_the_base_unet_none(model,
 
 def test_frozen_appearance_layers_are_exactly_those_nothing_reads(model):
     names = set(model.set_training_stage("appearance"))
-    frozen = {n for n, _ in model.appearance_control.named_parameters()} - {n.removeprefix("appearance_control.") for n in names}
+    frozen = {n for n, _ in model.appearance_control.named_parameters()} - {
+        n.removeprefix("appearance_control.") for n in names
+    }
     assert frozen and all(name.startswith("up_blocks.2.attentions.1.") for name in frozen)
     assert not any(".norm1." in name for name in frozen)  # norm1 feeds the bank: it trains
     model.appearance_control.requires_grad_(True)

@@ -25,7 +25,9 @@ def frames(pipe, **kwargs) -> np.ndarray:
 def model_folder(tmp_path_factory):
     """A tiny model folder with a recipe of its own (not the official one)."""
     folder = tmp_path_factory.mktemp("model") / "model"
-    pipe = MagicPosePipeline(**get_dummy_components(), num_inference_steps=3, guidance_scale=2.5, start_from_reference=True)
+    pipe = MagicPosePipeline(
+        **get_dummy_components(), num_inference_steps=3, guidance_scale=2.5, start_from_reference=True
+    )
     save_pipeline_atomically(pipe, folder)
     return folder
 
@@ -48,16 +50,28 @@ def test_the_model_folder_recipe_is_what_call_uses_and_flags_override_it(model_f
     finally:
         hook.remove()
     assert len(calls) == 3
-    assert np.array_equal(by_recipe, frames(pipe, num_inference_steps=3, guidance_scale=2.5, start_from_reference=True))
+    assert np.array_equal(
+        by_recipe, frames(pipe, num_inference_steps=3, guidance_scale=2.5, start_from_reference=True)
+    )
     assert not np.allclose(by_recipe, frames(pipe, num_inference_steps=3, guidance_scale=7.0), atol=1e-4)
 
 
 def test_the_embedded_and_the_official_recipes():
     embedded = sampling_recipe()
-    assert (embedded["num_inference_steps"], embedded["guidance_scale"], embedded["start_from_reference"]) == (10, 3.0, True)
+    assert (embedded["num_inference_steps"], embedded["guidance_scale"], embedded["start_from_reference"]) == (
+        10,
+        3.0,
+        True,
+    )
     official = MagicPosePipeline(**get_dummy_components()).recipe()
-    assert official == dict(num_inference_steps=50, guidance_scale=7.0, guidance_interval=None, start_from_reference=False,
-                            window_frames=16, window_overlap=4)  # fmt: skip
+    assert official == dict(
+        num_inference_steps=50,
+        guidance_scale=7.0,
+        guidance_interval=None,
+        start_from_reference=False,
+        window_frames=16,
+        window_overlap=4,
+    )
 
 
 def test_save_then_load_gives_identical_frames(model_folder, tmp_path):
@@ -115,8 +129,10 @@ def test_frame_chunk_bounds_the_frames_per_call_with_a_motion_module(tmp_path):
     pipe.unet = build_motion_unet(components["unet"], build_motion_adapter("tiny", seed=3, zero_init=False))
     sizes = []
     resnet = pipe.unet.down_blocks[0].resnets[0]
-    hooks = [resnet.register_forward_hook(lambda module, args, kwargs, out: sizes.append(out.shape[0]), with_kwargs=True),
-             pipe.pose_control.register_forward_hook(lambda module, args, out: sizes.append(-args[0].shape[0]))]  # fmt: skip
+    hooks = [
+        resnet.register_forward_hook(lambda module, args, kwargs, out: sizes.append(out.shape[0]), with_kwargs=True),
+        pipe.pose_control.register_forward_hook(lambda module, args, out: sizes.append(-args[0].shape[0])),
+    ]
     try:
         whole = frames(pipe, frame_chunk_size=16)
         assert set(sizes) == {3, -3}  # windows of 3 frames through the spatial layers and the ControlNet

@@ -24,8 +24,12 @@ def _inputs(frames=4):
 
 def test_batched_sampling_equals_the_official_per_frame_sampling(pipeline):
     noise, reference, poses, context = _inputs(frames=3)
-    ours = pipeline.denoise(noise, reference, poses, context, num_inference_steps=3, guidance_scale=7.0, frame_chunk_size=2)
-    official = official_style_denoise(pipeline, noise, reference, poses, context, num_inference_steps=3, guidance_scale=7.0)
+    ours = pipeline.denoise(
+        noise, reference, poses, context, num_inference_steps=3, guidance_scale=7.0, frame_chunk_size=2
+    )
+    official = official_style_denoise(
+        pipeline, noise, reference, poses, context, num_inference_steps=3, guidance_scale=7.0
+    )
     assert torch.allclose(ours, official, rtol=1e-4, atol=1e-4 * official.abs().max())
 
 
@@ -55,9 +59,15 @@ def test_unconditional_branch_does_not_run_the_pose_controlnet(pipeline):
 def test_call_is_deterministic_and_returns_every_frame(pipeline):
     reference = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
     poses = [np.random.default_rng(i).integers(0, 255, (128, 128, 3), dtype=np.uint8) for i in range(3)]
-    first = pipeline(reference, poses, num_inference_steps=2, generator=torch.Generator().manual_seed(42), output_type="np").frames
-    again = pipeline(reference, poses, num_inference_steps=2, generator=torch.Generator().manual_seed(42), output_type="np").frames
-    other = pipeline(reference, poses, num_inference_steps=2, generator=torch.Generator().manual_seed(7), output_type="np").frames
+    first = pipeline(
+        reference, poses, num_inference_steps=2, generator=torch.Generator().manual_seed(42), output_type="np"
+    ).frames
+    again = pipeline(
+        reference, poses, num_inference_steps=2, generator=torch.Generator().manual_seed(42), output_type="np"
+    ).frames
+    other = pipeline(
+        reference, poses, num_inference_steps=2, generator=torch.Generator().manual_seed(7), output_type="np"
+    ).frames
     assert first.shape == (3, 32, 32, 3)
     assert np.array_equal(first, again)
     assert not np.allclose(first, other)
@@ -69,8 +79,15 @@ def test_uint8_arrays_mean_the_same_images_as_pil(pipeline):
     rng = np.random.default_rng(3)
     reference = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
     poses = [rng.integers(0, 255, (128, 128, 3), dtype=np.uint8) for _ in range(2)]
-    run = lambda ref, pose_list: pipeline(ref, pose_list, num_inference_steps=2, output_type="np",  # noqa: E731
-                                          generator=torch.Generator().manual_seed(0)).frames  # fmt: skip
+    run = lambda ref, pose_list: (  # noqa: E731
+        pipeline(
+            ref,
+            pose_list,
+            num_inference_steps=2,
+            output_type="np",
+            generator=torch.Generator().manual_seed(0),
+        ).frames
+    )
     from_arrays = run(reference, poses)
     from_pil = run(PIL.Image.fromarray(reference), [PIL.Image.fromarray(p) for p in poses])
     assert np.allclose(from_arrays, from_pil, atol=1e-5)
@@ -90,8 +107,14 @@ def test_guidance_scale_one_skips_the_unconditional_branch(pipeline):
 
 def test_guidance_interval_guides_only_the_steps_inside_it(pipeline):
     noise, reference, poses, context = _inputs(frames=1)
-    run = lambda **options: pipeline.denoise(noise, reference, poses, context, num_inference_steps=4,  # noqa: E731
-                                             **{"guidance_scale": 5.0, **options})  # fmt: skip
+    run = lambda **options: pipeline.denoise(  # noqa: E731
+        noise,
+        reference,
+        poses,
+        context,
+        num_inference_steps=4,
+        **{"guidance_scale": 5.0, **options},
+    )
     guided, unguided = run(), run(guidance_scale=1.0)
     torch.testing.assert_close(run(guidance_interval=(0, 1000)), guided)  # every timestep is inside
     torch.testing.assert_close(run(guidance_interval=(990, 1000)), unguided)  # none is (the first is 751)
@@ -127,10 +150,16 @@ def test_no_reference_is_the_pose_controlnet_alone(pipeline):
     scheduler.set_timesteps(2)
     expected = noise.expand(2, -1, -1, -1).clone() * scheduler.init_noise_sigma
     for t in scheduler.timesteps:
-        down, mid = pipeline.pose_control(expected, t, encoder_hidden_states=context.expand(2, -1, -1),
-                                          controlnet_cond=poses, return_dict=False)  # fmt: skip
-        eps = pipeline.unet(expected, t, encoder_hidden_states=context.expand(2, -1, -1), down_block_additional_residuals=down,
-                            mid_block_additional_residual=mid).sample  # fmt: skip
+        down, mid = pipeline.pose_control(
+            expected, t, encoder_hidden_states=context.expand(2, -1, -1), controlnet_cond=poses, return_dict=False
+        )
+        eps = pipeline.unet(
+            expected,
+            t,
+            encoder_hidden_states=context.expand(2, -1, -1),
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+        ).sample
         expected = scheduler.step(eps, t, expected).prev_sample
     assert torch.allclose(latents, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
     frames = pipeline(None, [np.zeros((128, 128, 3), np.uint8)], num_inference_steps=1, output_type="np").frames
@@ -162,9 +191,13 @@ def test_motion_unet_samples_long_videos_in_windows_and_zero_init_changes_nothin
     plain.set_progress_bar_config(disable=True)
     noise, reference, poses, context = _inputs(frames=6)
     expected = plain.denoise(noise, reference, poses, context, num_inference_steps=2)
-    motion = MagicPosePipeline(**{**components, "unet": build_motion_unet(components["unet"], build_motion_adapter("tiny"))})
+    motion = MagicPosePipeline(
+        **{**components, "unet": build_motion_unet(components["unet"], build_motion_adapter("tiny"))}
+    )
     motion.set_progress_bar_config(disable=True)
-    windowed = motion.denoise(noise, reference, poses, context, num_inference_steps=2, window_frames=4, window_overlap=2)
+    windowed = motion.denoise(
+        noise, reference, poses, context, num_inference_steps=2, window_frames=4, window_overlap=2
+    )
     # AnimateDiff's temporal layers start as the identity, so windows of clips reproduce per-frame sampling
     assert torch.allclose(windowed, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
 
@@ -186,15 +219,25 @@ def test_start_from_reference_is_the_reference_noised_to_the_first_timestep(pipe
 def test_start_from_reference_is_a_saved_model_setting_that_a_call_can_override(tmp_path):
     from magicpose.pipelines.assembly import load_pipeline, save_pipeline_atomically
 
-    save_pipeline_atomically(MagicPosePipeline(**get_dummy_components(), start_from_reference=True), tmp_path / "model")
+    save_pipeline_atomically(
+        MagicPosePipeline(**get_dummy_components(), start_from_reference=True), tmp_path / "model"
+    )
     pipe = load_pipeline(tmp_path / "model")
     pipe.set_progress_bar_config(disable=True)
     assert pipe.config.start_from_reference is True
     assert MagicPosePipeline(**get_dummy_components()).config.start_from_reference is False  # official behaviour
     reference = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     poses = [np.random.default_rng(2).integers(0, 255, (128, 128, 3), dtype=np.uint8)]
-    run = lambda ref, **kw: pipe(ref, poses, num_inference_steps=2, output_type="np",  # noqa: E731
-                                 generator=torch.Generator().manual_seed(0), **kw).frames  # fmt: skip
+    run = lambda ref, **kw: (  # noqa: E731
+        pipe(
+            ref,
+            poses,
+            num_inference_steps=2,
+            output_type="np",
+            generator=torch.Generator().manual_seed(0),
+            **kw,
+        ).frames
+    )
     by_config = run(reference)
     assert np.array_equal(by_config, run(reference, start_from_reference=True))
     assert not np.allclose(by_config, run(reference, start_from_reference=False), atol=1e-4)

@@ -96,7 +96,9 @@ def test_a_video_shorter_than_the_window_is_one_clip():
     latents, poses = torch.randn(5, 4, 2, 2), torch.rand(5, 3, 16, 16)
     eps = denoise_in_windows(model, latents, 10, torch.zeros(1, 1, 1), poses, {}, guidance_scale=3.0)
     assert model.batches == [5, 5]  # conditional and unconditional, each once over the whole clip
-    expected = image_guidance(lambda: model(latents, 10, None, pose_images=poses), lambda: model(latents, 10, None), 3.0)
+    expected = image_guidance(
+        lambda: model(latents, 10, None, pose_images=poses), lambda: model(latents, 10, None), 3.0
+    )
     torch.testing.assert_close(eps, expected)
 
 
@@ -124,7 +126,9 @@ def test_windows_with_a_2d_unet_equal_plain_per_frame_denoising(components, step
     s = step_inputs
     with torch.no_grad():
         features = model.encode_reference(s["reference"], 700, s["context"])
-        windowed = denoise_in_windows(model, s["latents"], 700, s["context"], s["poses"], features, 7.0, window=4, overlap=2)
+        windowed = denoise_in_windows(
+            model, s["latents"], 700, s["context"], s["poses"], features, 7.0, window=4, overlap=2
+        )
         plain = image_guidance(
             lambda: model(s["latents"], 700, s["context"], pose_images=s["poses"], reference_features=features),
             lambda: model(s["latents"], 700, s["context"]),

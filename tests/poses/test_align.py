@@ -28,14 +28,20 @@ def build_body(length_factor: dict, arm_angle: float, origin=(0.0, 0.0)) -> np.n
 
 
 def with_parts(body: np.ndarray) -> Pose:
-    return Pose(body=body, left_hand=make_hand(body[7, :2] + 2, 1.2), right_hand=make_hand(body[4, :2] - 2, 1.9),
-                face=make_face(body[0, :2] + (1, 3), radius=14))  # fmt: skip
+    return Pose(
+        body=body,
+        left_hand=make_hand(body[7, :2] + 2, 1.2),
+        right_hand=make_hand(body[4, :2] - 2, 1.9),
+        face=make_face(body[0, :2] + (1, 3), radius=14),
+    )
 
 
 def driving_sequence() -> PoseSequence:
     """A dancer with long arms and short legs, waving and walking right."""
     factors = {**{b: 1.35 for b in ARM_BONES}, **{b: 0.8 for b in LEG_BONES}}
-    frames = [with_parts(build_body(factors, angle, origin=(4.0 * i, 0.0))) for i, angle in enumerate(np.linspace(0, 1.2, 8))]
+    frames = [
+        with_parts(build_body(factors, angle, origin=(4.0 * i, 0.0))) for i, angle in enumerate(np.linspace(0, 1.2, 8))
+    ]
     return PoseSequence(frames, 512, 512, fps=25.0, found=[True] * 7 + [False])
 
 
@@ -71,8 +77,13 @@ def test_output_is_in_the_reference_frame_and_starts_at_the_reference_body():
 @pytest.mark.parametrize("scale, shift", [(1.0, (150.0, -60.0)), (2.5, (0.0, 0.0)), (0.4, (33.0, 71.0))])
 def test_translating_or_scaling_the_driving_video_changes_nothing(scale, shift):
     driving, reference = driving_sequence(), reference_pose()
-    moved = PoseSequence([p.transformed(scale, np.array(shift)) for p in driving.frames],
-                         int(512 * scale), int(512 * scale), driving.fps, driving.found)  # fmt: skip
+    moved = PoseSequence(
+        [p.transformed(scale, np.array(shift)) for p in driving.frames],
+        int(512 * scale),
+        int(512 * scale),
+        driving.fps,
+        driving.found,
+    )
     expected = align_pose_sequence(driving, reference, (768, 1024))
     actual = align_pose_sequence(moved, reference, (768, 1024))
     for a, b in zip(expected.frames, actual.frames):
@@ -87,7 +98,9 @@ def test_face_and_hands_follow_their_parent_joints():
         # the face keeps its offset from the nose, scaled by the face-size ratio: the reference
         # face (radius 20, photo scaled 1.6) over the driving face (radius 14)
         face_scale = 1.6 * 20 / 14
-        np.testing.assert_allclose(pose.face[:, :2] - pose.body[0, :2], face_scale * (source.face[:, :2] - source.body[0, :2]), rtol=1e-6)
+        np.testing.assert_allclose(
+            pose.face[:, :2] - pose.body[0, :2], face_scale * (source.face[:, :2] - source.body[0, :2]), rtol=1e-6
+        )
         # the left hand hangs from the left wrist
         offset = pose.left_hand[:, :2] - pose.body[7, :2]
         source_offset = source.left_hand[:, :2] - source.body[7, :2]
@@ -107,7 +120,9 @@ def test_missing_joints_are_handled():
     # the right forearm still gets the reference length; the legs borrow the driving proportion
     assert bone_length(aligned[3].body, (3, 4)) == pytest.approx(bone_length(reference.body, (3, 4)), rel=0.05)
     thigh, torso = bone_length(aligned[0].body, (8, 9)), bone_length(aligned[0].body, (1, 8))
-    assert thigh / torso == pytest.approx(bone_length(driving[0].body, (8, 9)) / bone_length(driving[0].body, (1, 8)), rel=0.05)
+    assert thigh / torso == pytest.approx(
+        bone_length(driving[0].body, (8, 9)) / bone_length(driving[0].body, (1, 8)), rel=0.05
+    )
     # the frame without a neck is still placed close to its neighbours
     assert np.linalg.norm(aligned[4].body[2, :2] - aligned[5].body[2, :2]) < 30
 

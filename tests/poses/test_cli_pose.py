@@ -21,7 +21,17 @@ pytest.importorskip("mediapipe")
 @pytest.fixture(scope="module")
 def extracted(astronaut_video, tmp_path_factory):
     folder = tmp_path_factory.mktemp("extract")
-    code = main(["pose", "extract", str(astronaut_video), "-o", str(folder / "poses.json"), "--preview", str(folder / "skeleton.mp4")])
+    code = main(
+        [
+            "pose",
+            "extract",
+            str(astronaut_video),
+            "-o",
+            str(folder / "poses.json"),
+            "--preview",
+            str(folder / "skeleton.mp4"),
+        ]
+    )
     assert code == 0
     return folder
 
@@ -38,7 +48,20 @@ def test_extract_writes_poses_at_the_source_fps_and_a_preview(extracted):
 
 def test_render_with_and_without_parts(extracted, capsys):
     assert main(["pose", "render", str(extracted / "poses.json"), "-o", str(extracted / "full.mp4")]) == 0
-    assert main(["pose", "render", str(extracted / "poses.json"), "-o", str(extracted / "bare.mp4"), "--no-face", "--no-hands"]) == 0
+    assert (
+        main(
+            [
+                "pose",
+                "render",
+                str(extracted / "poses.json"),
+                "-o",
+                str(extracted / "bare.mp4"),
+                "--no-face",
+                "--no-hands",
+            ]
+        )
+        == 0
+    )
     full, _ = read_video(extracted / "full.mp4")
     bare, _ = read_video(extracted / "bare.mp4")
     white = lambda frame: int((frame.min(axis=2) > 200).sum())  # noqa: E731 - the face dots
@@ -55,10 +78,34 @@ def test_render_a_single_openpose_frame_to_png(tmp_path):
 
 def test_extract_from_a_photo_and_align_a_video_to_it(extracted, tmp_path):
     photo = reference("real_media", "camera.png")
-    assert main(["pose", "extract", str(photo), "-o", str(tmp_path / "camera.json"), "--preview", str(tmp_path / "camera.png")]) == 0
+    assert (
+        main(
+            [
+                "pose",
+                "extract",
+                str(photo),
+                "-o",
+                str(tmp_path / "camera.json"),
+                "--preview",
+                str(tmp_path / "camera.png"),
+            ]
+        )
+        == 0
+    )
     assert Image.open(tmp_path / "camera.png").size == (512, 512)
-    code = main(["pose", "align", str(extracted / "poses.json"), "--reference", str(photo),
-                 "-o", str(tmp_path / "aligned.json"), "--preview", str(tmp_path / "aligned.mp4")])  # fmt: skip
+    code = main(
+        [
+            "pose",
+            "align",
+            str(extracted / "poses.json"),
+            "--reference",
+            str(photo),
+            "-o",
+            str(tmp_path / "aligned.json"),
+            "--preview",
+            str(tmp_path / "aligned.mp4"),
+        ]
+    )
     assert code == 0
     aligned, reference_pose = load_poses(tmp_path / "aligned.json"), load_poses(tmp_path / "camera.json")[0]
     assert aligned.size == (512, 512) and len(aligned) == 5
@@ -68,11 +115,20 @@ def test_extract_from_a_photo_and_align_a_video_to_it(extracted, tmp_path):
 
 @pytest.mark.parametrize(
     "make_input, message",
-    [(lambda d: d / "missing.mp4", "not found"),
-     (lambda d: (d / "fake.mp4").write_bytes(b"garbage" * 20) and d / "fake.mp4", "cannot read"),
-     (lambda d: (d / "gray16.png").parent.mkdir(exist_ok=True) or Image.new("I;16", (8, 8)).save(d / "gray16.png") or d / "gray16.png", "mode"),
-     (lambda d: Image.new("RGB", (96, 96)).save(d / "black.png") or d / "black.png", "no person")],
-)  # fmt: skip
+    [
+        (lambda d: d / "missing.mp4", "not found"),
+        (lambda d: (d / "fake.mp4").write_bytes(b"garbage" * 20) and d / "fake.mp4", "cannot read"),
+        (
+            lambda d: (
+                (d / "gray16.png").parent.mkdir(exist_ok=True)
+                or Image.new("I;16", (8, 8)).save(d / "gray16.png")
+                or d / "gray16.png"
+            ),
+            "mode",
+        ),
+        (lambda d: Image.new("RGB", (96, 96)).save(d / "black.png") or d / "black.png", "no person"),
+    ],
+)
 def test_bad_inputs_exit_2_with_a_message_and_no_output(tmp_path, capsys, make_input, message):
     source = make_input(tmp_path)
     output = tmp_path / "out" / "poses.json"

@@ -64,7 +64,12 @@ def test_masking_is_reproducible_and_leaves_the_input_alone():
     runs = []
     for _ in range(2):
         rng = np.random.default_rng(3)
-        runs.append([(m.has("face"), m.has("left_hand"), m.has("right_hand")) for m in (mask_face_and_hands(pose, rng) for _ in range(50))])
+        runs.append(
+            [
+                (m.has("face"), m.has("left_hand"), m.has("right_hand"))
+                for m in (mask_face_and_hands(pose, rng) for _ in range(50))
+            ]
+        )
     assert runs[0] == runs[1] and len(set(runs[0])) > 1
     untouched = mask_face_and_hands(pose, np.random.default_rng(1), 0.0, 0.0)
     assert untouched.has("face") and untouched.has("left_hand") and untouched.has("right_hand")

@@ -75,11 +75,14 @@ def test_official_71_point_faces_are_accepted(tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [("{not json", "cannot read"), ('{"frames": []}', "no 'people' list"),
-     ('{"people": [{"pose_keypoints_2d": [1, 2]}]}', "18 finite"),
-     ('{"format": "magicpose.poses", "version": 99}', "version"),
-     ('{"format": "magicpose.poses", "version": 1, "fps": 30, "width": 8, "height": 8, "frames": []}', "no frames")],
-)  # fmt: skip
+    [
+        ("{not json", "cannot read"),
+        ('{"frames": []}', "no 'people' list"),
+        ('{"people": [{"pose_keypoints_2d": [1, 2]}]}', "18 finite"),
+        ('{"format": "magicpose.poses", "version": 99}', "version"),
+        ('{"format": "magicpose.poses", "version": 1, "fps": 30, "width": 8, "height": 8, "frames": []}', "no frames"),
+    ],
+)
 def test_bad_files_are_input_errors(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)

@@ -17,8 +17,13 @@ forward = MagicPoseStage.forward
 
 def recording(self, batch, generator):
     weights = torch.cat([p.detach().flatten() for p in self.parameters() if p.requires_grad])
-    record.append({"samples": [[int(v), *map(int, f)] for v, f in zip(batch["video"], batch["frames"])],
-                   "weights": weights.double().sum().item(), "abs": weights.double().abs().sum().item()})  # fmt: skip
+    record.append(
+        {
+            "samples": [[int(v), *map(int, f)] for v, f in zip(batch["video"], batch["frames"])],
+            "weights": weights.double().sum().item(),
+            "abs": weights.double().abs().sum().item(),
+        }
+    )
     return forward(self, batch, generator)
 
 

@@ -19,23 +19,34 @@ def path(tmp_path):
 
 
 def test_overrides_are_parsed_as_yaml_and_applied(path):
-    config = load_config(path, ["train.max_steps=3", "train.learning_rate=1e-4", "train.gradient_checkpointing=true",
-                                "model.pose_control=null", "data.crop_scale=[0.5, 1.0]"])  # fmt: skip
+    config = load_config(
+        path,
+        [
+            "train.max_steps=3",
+            "train.learning_rate=1e-4",
+            "train.gradient_checkpointing=true",
+            "model.pose_control=null",
+            "data.crop_scale=[0.5, 1.0]",
+        ],
+    )
     assert config.train.max_steps == 3 and config.train.learning_rate == pytest.approx(1e-4)
     assert config.train.gradient_checkpointing is True and config.data.crop_scale == (0.5, 1.0)
     assert config.output.dir == "runs/x" and config.stage == "pose"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.max_step=3", "unknown key"),
-    ("trian.max_steps=3", "unknown section"),
-    ("train.max_steps=many", "must be int"),
-    ("train.max_steps=0", "at least 1"),
-    ("train.mixed_precision=fp8", "fp16 or bf16"),
-    ("train.image_guidance_dropout=1.5", r"\[0, 1\]"),
-    ("stage=stage9", "stage must be one of"),
-    ("max_steps", "section.key=value"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.max_step=3", "unknown key"),
+        ("trian.max_steps=3", "unknown section"),
+        ("train.max_steps=many", "must be int"),
+        ("train.max_steps=0", "at least 1"),
+        ("train.mixed_precision=fp8", "fp16 or bf16"),
+        ("train.image_guidance_dropout=1.5", r"\[0, 1\]"),
+        ("stage=stage9", "stage must be one of"),
+        ("max_steps", "section.key=value"),
+    ],
+)
 def test_bad_configs_name_the_problem(path, override, message):
     with pytest.raises(InputError, match=message):
         load_config(path, [override])
@@ -60,8 +71,18 @@ def test_puppet_size_gives_native_scale_patches_of_larger_frames():
     from magicpose.training.data import training_dataset
     from tests.training.helpers import tiny_config
 
-    config = tiny_config("vae", "unused", data={"size": 16, "puppet_size": 32, "crop": "random", "crop_scale": [0.5, 0.5],
-                                                  "puppet_videos": 1, "puppet_frames": 2})  # fmt: skip
+    config = tiny_config(
+        "vae",
+        "unused",
+        data={
+            "size": 16,
+            "puppet_size": 32,
+            "crop": "random",
+            "crop_scale": [0.5, 0.5],
+            "puppet_videos": 1,
+            "puppet_frames": 2,
+        },
+    )
     target = training_dataset(config)[0]["target"]
     assert target.shape == (3, 16, 16)
     # the patch is a 16x16 window of some 32x32 training frame, pixel for pixel (no resampling)
@@ -88,22 +109,31 @@ def test_sampling_scheduler_names_are_the_pipelines():
     assert SAMPLING_SCHEDULERS == tuple(SCHEDULERS)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("sampling.scheduler=pndm", "sampling.scheduler must be one of ddim, dpm\\+\\+, unipc, euler-a, got 'pndm'"),
-    ("sampling.num_inference_steps=0", "sampling.num_inference_steps must be from 1 to 1000, got 0"),
-    ("sampling.num_inference_steps=2.5", "sampling.num_inference_steps must be int"),
-    ("sampling.guidance_scale=-1", "sampling.guidance_scale must be 0 or more"),
-    ("sampling.guidance_scale=.nan", "sampling.guidance_scale must be 0 or more"),
-    ("sampling.start_from_reference=yes please", "sampling.start_from_reference must be true or false"),
-    ("sampling.guidance_interval=[800, 200]", r"sampling.guidance_interval must be null or \[low, high\] with 0 <= low < high <= 1000"),
-    ("sampling.guidance_interval=[0, 1001]", "sampling.guidance_interval must be null"),
-    ("sampling.guidance_interval=[-1, 500]", "sampling.guidance_interval must be null"),
-    ("sampling.guidance_interval=500", "sampling.guidance_interval must be a list of 2 numbers"),
-    ("sampling.window_frames=0", "sampling.window_frames must be at least 1"),
-    ("sampling.window_overlap=16", r"sampling.window_overlap must be from 0 to sampling.window_frames - 1 \(15\), got 16"),
-    ("sampling.window_overlap=-1", "sampling.window_overlap must be from 0"),
-    ("sampling.steps=10", "unknown key"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("sampling.scheduler=pndm", "sampling.scheduler must be one of ddim, dpm\\+\\+, unipc, euler-a, got 'pndm'"),
+        ("sampling.num_inference_steps=0", "sampling.num_inference_steps must be from 1 to 1000, got 0"),
+        ("sampling.num_inference_steps=2.5", "sampling.num_inference_steps must be int"),
+        ("sampling.guidance_scale=-1", "sampling.guidance_scale must be 0 or more"),
+        ("sampling.guidance_scale=.nan", "sampling.guidance_scale must be 0 or more"),
+        ("sampling.start_from_reference=yes please", "sampling.start_from_reference must be true or false"),
+        (
+            "sampling.guidance_interval=[800, 200]",
+            r"sampling.guidance_interval must be null or \[low, high\] with 0 <= low < high <= 1000",
+        ),
+        ("sampling.guidance_interval=[0, 1001]", "sampling.guidance_interval must be null"),
+        ("sampling.guidance_interval=[-1, 500]", "sampling.guidance_interval must be null"),
+        ("sampling.guidance_interval=500", "sampling.guidance_interval must be a list of 2 numbers"),
+        ("sampling.window_frames=0", "sampling.window_frames must be at least 1"),
+        (
+            "sampling.window_overlap=16",
+            r"sampling.window_overlap must be from 0 to sampling.window_frames - 1 \(15\), got 16",
+        ),
+        ("sampling.window_overlap=-1", "sampling.window_overlap must be from 0"),
+        ("sampling.steps=10", "unknown key"),
+    ],
+)
 def test_bad_sampling_values_name_the_problem(path, override, message):
     with pytest.raises(InputError, match=message):
         load_config(path, [override])

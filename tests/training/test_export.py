@@ -27,7 +27,14 @@ def test_vae_calibration_centres_and_scales_the_latents_without_changing_reconst
 
 # The sampling recipe a whole-pipeline export carries (the config's `sampling:` section).
 ROOT = Path(__file__).resolve().parents[2]
-RECIPE_KEYS = ("num_inference_steps", "guidance_scale", "guidance_interval", "start_from_reference", "window_frames", "window_overlap")
+RECIPE_KEYS = (
+    "num_inference_steps",
+    "guidance_scale",
+    "guidance_interval",
+    "start_from_reference",
+    "window_frames",
+    "window_overlap",
+)
 
 
 def _export_pipeline(tmp_path, sampling):
@@ -42,12 +49,28 @@ def _export_pipeline(tmp_path, sampling):
 def test_an_sd15_config_exports_the_official_recipe(tmp_path):
     config = load_config(ROOT / "configs" / "sd15" / "stage1_appearance.yaml")  # says nothing about sampling
     _, recipe, scheduler = _export_pipeline(tmp_path, config.sampling)
-    assert recipe == {"num_inference_steps": 50, "guidance_scale": 7.0, "guidance_interval": None,
-                      "start_from_reference": False, "window_frames": 16, "window_overlap": 4}  # fmt: skip
+    assert recipe == {
+        "num_inference_steps": 50,
+        "guidance_scale": 7.0,
+        "guidance_interval": None,
+        "start_from_reference": False,
+        "window_frames": 16,
+        "window_overlap": 4,
+    }
     official = official_ddim_scheduler().config
     assert scheduler["_class_name"] == "DDIMScheduler"
-    assert all(scheduler[key] == official[key] for key in ("timestep_spacing", "steps_offset", "set_alpha_to_one", "beta_schedule",
-                                                           "beta_start", "beta_end", "clip_sample"))  # fmt: skip
+    assert all(
+        scheduler[key] == official[key]
+        for key in (
+            "timestep_spacing",
+            "steps_offset",
+            "set_alpha_to_one",
+            "beta_schedule",
+            "beta_start",
+            "beta_end",
+            "clip_sample",
+        )
+    )
     assert _export_pipeline(tmp_path / "none", None)[1] == recipe  # no recipe given at all: the official one too
 
 
@@ -71,12 +94,29 @@ def test_every_config_that_exports_a_pipeline_says_how_it_samples_or_is_sd15():
 def test_a_sampling_section_is_what_the_export_samples_with(tmp_path):
     from magicpose.pipelines.assembly import load_pipeline
 
-    config = config_from_dict({"stage": "pose", "sampling": {"scheduler": "unipc", "num_inference_steps": 12, "guidance_scale": 2.5,
-                                                              "start_from_reference": True, "guidance_interval": [100, 900],
-                                                              "window_frames": 8, "window_overlap": 2}})  # fmt: skip
+    config = config_from_dict(
+        {
+            "stage": "pose",
+            "sampling": {
+                "scheduler": "unipc",
+                "num_inference_steps": 12,
+                "guidance_scale": 2.5,
+                "start_from_reference": True,
+                "guidance_interval": [100, 900],
+                "window_frames": 8,
+                "window_overlap": 2,
+            },
+        }
+    )
     out, recipe, scheduler = _export_pipeline(tmp_path, config.sampling)
-    assert recipe == {"num_inference_steps": 12, "guidance_scale": 2.5, "guidance_interval": [100.0, 900.0],
-                      "start_from_reference": True, "window_frames": 8, "window_overlap": 2}  # fmt: skip
+    assert recipe == {
+        "num_inference_steps": 12,
+        "guidance_scale": 2.5,
+        "guidance_interval": [100.0, 900.0],
+        "start_from_reference": True,
+        "window_frames": 8,
+        "window_overlap": 2,
+    }
     assert scheduler["_class_name"] == "UniPCMultistepScheduler"
     pipeline = load_pipeline(out)
     assert type(pipeline.scheduler).__name__ == "UniPCMultistepScheduler"

@@ -19,7 +19,14 @@ from magicpose.training.stages import load_components
 
 NETWORKS = ("unet", "appearance_control", "pose_control", "vae", "text_context")
 # Whole networks (their blocks, e.g. Transformer2DModel, are models too but are not counted)
-COUNTED = {"UNet2DConditionModel", "AppearanceControlModel", "ControlNetModel", "AutoencoderKL", "TextContext", "CLIPTextModel"}
+COUNTED = {
+    "UNet2DConditionModel",
+    "AppearanceControlModel",
+    "ControlNetModel",
+    "AutoencoderKL",
+    "TextContext",
+    "CLIPTextModel",
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +41,23 @@ def sd15_folder(tmp_path_factory):
     AppearanceControlModel.from_unet(parts["unet"]).save_pretrained(root / "stage1" / "appearance_control")
     build_components("tiny", seed=9)["unet"].save_pretrained(root / "another_unet")
     torch.manual_seed(0)
-    CLIPTextModel(CLIPTextConfig(vocab_size=100, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
-                                 max_position_embeddings=77, bos_token_id=0, eos_token_id=1)).save_pretrained(root / "sd15" / "text_encoder")  # fmt: skip
-    tokens = ["<|startoftext|>", "<|endoftext|>"] + [f"{c}</w>" for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")
+    CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=100,
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            bos_token_id=0,
+            eos_token_id=1,
+        )
+    ).save_pretrained(root / "sd15" / "text_encoder")
+    tokens = (
+        ["<|startoftext|>", "<|endoftext|>"]
+        + [f"{c}</w>" for c in "abcdefghijklmnopqrstuvwxyz"]
+        + list("abcdefghijklmnopqrstuvwxyz")
+    )
     vocab = {token: i for i, token in enumerate(tokens)}
     CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77).save_pretrained(root / "sd15" / "tokenizer")
     (root / "sd15" / "tokenizer" / "vocab.json").write_text(json.dumps(vocab))  # as SD-1.5's tokenizer/ holds them
@@ -70,13 +91,21 @@ def constructions(monkeypatch):
 
 def _sd15_config(root, **paths) -> ModelConfig:
     # preset sd15, as configs/sd15: the refusing preset builder guarantees that nothing SD-sized is built here
-    return ModelConfig(preset="sd15", seed=7, sd15=str(root / "sd15"), **{name: str(path) for name, path in paths.items()})
+    return ModelConfig(
+        preset="sd15", seed=7, sd15=str(root / "sd15"), **{name: str(path) for name, path in paths.items()}
+    )
 
 
 def test_stage_1_on_sd15_builds_each_network_once(sd15_folder, constructions):
     components = load_components(_sd15_config(sd15_folder, pose_control=sd15_folder / "openpose"))
-    assert constructions == {"UNet2DConditionModel": 1, "AppearanceControlModel": 1, "ControlNetModel": 1, "AutoencoderKL": 1,
-                             "CLIPTextModel": 1, "TextContext": 1}  # fmt: skip
+    assert constructions == {
+        "UNet2DConditionModel": 1,
+        "AppearanceControlModel": 1,
+        "ControlNetModel": 1,
+        "AutoencoderKL": 1,
+        "CLIPTextModel": 1,
+        "TextContext": 1,
+    }
     assert components["loaded"] == {"pose_control"}
     # what it builds is what it did before: the SD UNet and VAE, the appearance branch a copy of the UNet,
     # the ControlNet from its folder, the empty prompt's CLIP embedding
@@ -90,17 +119,34 @@ def test_stage_1_on_sd15_builds_each_network_once(sd15_folder, constructions):
 
 
 def test_stage_2_on_sd15_loads_the_appearance_branch_and_copies_nothing(sd15_folder, constructions):
-    components = load_components(_sd15_config(sd15_folder, pose_control=sd15_folder / "openpose",
-                                              appearance_control=sd15_folder / "stage1" / "appearance_control"))  # fmt: skip
-    assert constructions == {"UNet2DConditionModel": 1, "AppearanceControlModel": 1, "ControlNetModel": 1, "AutoencoderKL": 1,
-                             "CLIPTextModel": 1, "TextContext": 1}  # fmt: skip
+    components = load_components(
+        _sd15_config(
+            sd15_folder,
+            pose_control=sd15_folder / "openpose",
+            appearance_control=sd15_folder / "stage1" / "appearance_control",
+        )
+    )
+    assert constructions == {
+        "UNet2DConditionModel": 1,
+        "AppearanceControlModel": 1,
+        "ControlNetModel": 1,
+        "AutoencoderKL": 1,
+        "CLIPTextModel": 1,
+        "TextContext": 1,
+    }
     assert components["loaded"] == {"pose_control", "appearance_control"}
 
 
 def test_sd15_without_a_controlnet_makes_one_from_the_unet_once(sd15_folder, constructions):
     components = load_components(_sd15_config(sd15_folder))
-    assert constructions == {"UNet2DConditionModel": 1, "AppearanceControlModel": 1, "ControlNetModel": 1, "AutoencoderKL": 1,
-                             "CLIPTextModel": 1, "TextContext": 1}  # fmt: skip
+    assert constructions == {
+        "UNet2DConditionModel": 1,
+        "AppearanceControlModel": 1,
+        "ControlNetModel": 1,
+        "AutoencoderKL": 1,
+        "CLIPTextModel": 1,
+        "TextContext": 1,
+    }
     with torch.random.fork_rng():
         torch.manual_seed(7)  # model.seed
         expected = ControlNetModel.from_unet(components["unet"], conditioning_channels=3).state_dict()
@@ -108,7 +154,9 @@ def test_sd15_without_a_controlnet_makes_one_from_the_unet_once(sd15_folder, con
 
 
 def test_a_base_unet_folder_beside_sd15_is_the_only_unet_read(sd15_folder, constructions):
-    components = load_components(_sd15_config(sd15_folder, unet=sd15_folder / "another_unet", pose_control=sd15_folder / "openpose"))
+    components = load_components(
+        _sd15_config(sd15_folder, unet=sd15_folder / "another_unet", pose_control=sd15_folder / "openpose")
+    )
     assert constructions["UNet2DConditionModel"] == 1 and constructions["AppearanceControlModel"] == 1
     base = UNet2DConditionModel.from_pretrained(sd15_folder / "another_unet").state_dict()
     assert all(torch.equal(base[k], v) for k, v in components["appearance_control"].state_dict().items())
@@ -146,5 +194,10 @@ def test_parts_given_as_folders_are_not_built_and_the_rest_draw_as_before(tmp_pa
 
     monkeypatch.setattr(ModelMixin, "__init__", counting)
     load_components(ModelConfig(preset="puppet", vae=str(tmp_path / "vae")))
-    assert counts == {"UNet2DConditionModel": 1, "AppearanceControlModel": 1, "ControlNetModel": 1, "AutoencoderKL": 1,
-                      "TextContext": 1}  # fmt: skip
+    assert counts == {
+        "UNet2DConditionModel": 1,
+        "AppearanceControlModel": 1,
+        "ControlNetModel": 1,
+        "AutoencoderKL": 1,
+        "TextContext": 1,
+    }

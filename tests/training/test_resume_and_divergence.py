@@ -11,11 +11,17 @@ K = 2
 # Stage 2 with everything that draws random numbers or keeps state: augmentation, guidance dropout,
 # random crops, a warm-up LR schedule, gradient accumulation.
 OPTIONS = dict(
-    train={"max_steps": 2 * K, "image_guidance_dropout": 0.3, "lr_warmup_steps": 3, "lr_scheduler": "cosine",
-           "gradient_accumulation_steps": 2, "batch_size": 1},
+    train={
+        "max_steps": 2 * K,
+        "image_guidance_dropout": 0.3,
+        "lr_warmup_steps": 3,
+        "lr_scheduler": "cosine",
+        "gradient_accumulation_steps": 2,
+        "batch_size": 1,
+    },
     data={"crop": "random", "face_mask_probability": 0.5, "hand_mask_probability": 0.5},
     output={"checkpoint_every": K, "validate_every": 0},
-)  # fmt: skip
+)
 
 
 def _final(out):
@@ -62,8 +68,12 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 
 
 def test_a_spent_time_budget_checkpoints_and_exports_early(tmp_path):
-    config = tiny_config("controlnet", tmp_path, train={"max_steps": 50, "max_minutes": 0.0},
-                         output={"checkpoint_every": 100, "validate_every": 0})  # fmt: skip
+    config = tiny_config(
+        "controlnet",
+        tmp_path,
+        train={"max_steps": 50, "max_minutes": 0.0},
+        output={"checkpoint_every": 100, "validate_every": 0},
+    )
     export = train(config)
     assert (export / "pose_control" / "config.json").is_file()
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000001"]

@@ -40,7 +40,9 @@ def test_each_recipe_stage_reads_only_exports_of_earlier_stages():
         for field, value in vars(config.model).items():
             if isinstance(value, str) and value.startswith("runs/"):
                 run = value.split("/export/")[0]
-                assert run in written, f"{name}: model.{field} reads {value}, which no earlier stage of the recipe writes"
+                assert run in written, (
+                    f"{name}: model.{field} reads {value}, which no earlier stage of the recipe writes"
+                )
         written.add(config.output.dir)
 
 

@@ -8,7 +8,12 @@ from magicpose.training.trainer import train
 from tests.training.helpers import tiny_config
 
 # configs/puppet's stage 1 and 2 `sampling:` (the embedded model's recipe); stage 1 here has none (official)
-PUPPET_SAMPLING = {"scheduler": "dpm++", "num_inference_steps": 10, "guidance_scale": 3.0, "start_from_reference": True}
+PUPPET_SAMPLING = {
+    "scheduler": "dpm++",
+    "num_inference_steps": 10,
+    "guidance_scale": 3.0,
+    "start_from_reference": True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +26,19 @@ def runs(tmp_path_factory):
     prior.update(unet=str(exports["base_unet"] / "unet"), text_context=str(exports["base_unet"] / "text_context"))
     exports["controlnet"] = train(tiny_config("controlnet", root / "controlnet", model=prior))
     prior["pose_control"] = str(exports["controlnet"] / "pose_control")
-    exports["appearance"] = train(tiny_config("appearance", root / "appearance", model=prior,
-                                              train={"image_guidance_dropout": 0.5}))  # fmt: skip
+    exports["appearance"] = train(
+        tiny_config("appearance", root / "appearance", model=prior, train={"image_guidance_dropout": 0.5})
+    )
     prior["appearance_control"] = str(exports["appearance"] / "appearance_control")
-    exports["pose"] = train(tiny_config("pose", root / "pose", model=prior, train={"gradient_checkpointing": True,
-                                                                                  "gradient_accumulation_steps": 2},
-                                        sampling=PUPPET_SAMPLING))  # fmt: skip
+    exports["pose"] = train(
+        tiny_config(
+            "pose",
+            root / "pose",
+            model=prior,
+            train={"gradient_checkpointing": True, "gradient_accumulation_steps": 2},
+            sampling=PUPPET_SAMPLING,
+        )
+    )
     prior["pose_control"] = str(exports["pose"] / "pose_control")
     prior["appearance_control"] = str(exports["pose"] / "appearance_control")
     exports["motion"] = train(tiny_config("motion", root / "motion", model=prior, data={"puppet_frames": 20}))
@@ -80,11 +92,17 @@ def test_exported_model_loads_and_animates(runs):
     _, exports = runs
     pipeline = load_pipeline(exports["pose"])
     assert pipeline.config.start_from_reference  # its config's sampling: from the noised reference
-    assert (type(pipeline.scheduler).__name__, pipeline.config.num_inference_steps, pipeline.config.guidance_scale) == (
-        "DPMSolverMultistepScheduler", 10, 3.0)
+    assert (
+        type(pipeline.scheduler).__name__,
+        pipeline.config.num_inference_steps,
+        pipeline.config.guidance_scale,
+    ) == ("DPMSolverMultistepScheduler", 10, 3.0)
     official = load_pipeline(exports["appearance"])  # no sampling section: the official recipe
-    assert (type(official.scheduler).__name__, official.config.num_inference_steps, official.config.guidance_scale) == (
-        "DDIMScheduler", 50, 7.0)
+    assert (
+        type(official.scheduler).__name__,
+        official.config.num_inference_steps,
+        official.config.guidance_scale,
+    ) == ("DDIMScheduler", 50, 7.0)
     assert not official.config.start_from_reference and official.config.guidance_interval is None
     reference = np.full((32, 32, 3), 128, np.uint8)
     poses = torch.rand(2, 3, 32, 32)
@@ -102,6 +120,12 @@ def test_stage_three_exports_a_trained_motion_adapter(runs):
     assert any(p.abs().sum() > 0 for name, p in adapter.named_parameters() if "proj_out" in name)
     pipeline = load_pipeline(exports["pose"])
     pipeline.unet = build_motion_unet(pipeline.unet, adapter)
-    frames = pipeline(np.full((32, 32, 3), 128, np.uint8), torch.rand(3, 3, 32, 32), num_inference_steps=1,
-                      height=32, width=32, output_type="np").frames
+    frames = pipeline(
+        np.full((32, 32, 3), 128, np.uint8),
+        torch.rand(3, 3, 32, 32),
+        num_inference_steps=1,
+        height=32,
+        width=32,
+        output_type="np",
+    ).frames
     assert frames.shape == (3, 32, 32, 3) and np.isfinite(frames).all()

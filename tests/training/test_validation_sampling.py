@@ -64,8 +64,14 @@ def test_stage_two_grid_generates_what_the_export_samples(tmp_path):
     generator = torch.Generator().manual_seed(42)
     side = 32 // pipeline.vae_scale_factor
     noise = torch.randn((2, pipeline.unet.config.in_channels, side, side), generator=generator)  # one draw per row
-    latents = pipeline.denoise(noise, pipeline.encode_reference(batch["reference"]), batch["pose_image"],
-                               pipeline.encode_context(None), generator=generator, frame_chunk_size=2)  # fmt: skip
+    latents = pipeline.denoise(
+        noise,
+        pipeline.encode_reference(batch["reference"]),
+        batch["pose_image"],
+        pipeline.encode_context(None),
+        generator=generator,
+        frame_chunk_size=2,
+    )
     expected = ((pipeline.decode_latents(latents, 2) + 1) / 2).clamp(0, 1)
     torch.testing.assert_close(columns["generated"], expected, atol=1e-5, rtol=0)
     assert expected.std() > 0.01  # an image, not a constant

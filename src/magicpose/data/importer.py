@@ -27,11 +27,17 @@ def find_videos(source: str | os.PathLike) -> list[Path]:
     source = Path(source)
     if source.is_file():
         if not is_video_path(source):
-            raise InputError(f"{source} is not a video file; pass an mp4, mov, avi, webm, mkv or gif, or a folder of them")
+            raise InputError(
+                f"{source} is not a video file; pass an mp4, mov, avi, webm, mkv or gif, or a folder of them"
+            )
         return [source]
     if not source.is_dir():
         raise InputError(f"video source not found: {source}")
-    videos = [p for p in sorted(source.iterdir()) if (p.is_file() and is_video_path(p)) or (p.is_dir() and image_folder_files(p))]
+    videos = [
+        p
+        for p in sorted(source.iterdir())
+        if (p.is_file() and is_video_path(p)) or (p.is_dir() and image_folder_files(p))
+    ]
     if not videos:
         raise InputError(f"{source} holds no videos (or folders of frames); pass a folder of video files")
     return videos
@@ -44,8 +50,13 @@ def video_id_for(path: Path) -> str:
 
 def _source_record(path: Path, max_side: int | None) -> dict:
     stat = path.stat()
-    return {"source": "import", "source_path": str(path.resolve()), "source_bytes": stat.st_size,
-            "source_mtime_ns": stat.st_mtime_ns, "max_side": max_side}  # fmt: skip
+    return {
+        "source": "import",
+        "source_path": str(path.resolve()),
+        "source_bytes": stat.st_size,
+        "source_mtime_ns": stat.st_mtime_ns,
+        "max_side": max_side,
+    }
 
 
 def _is_cached(folder: Path, record: dict) -> bool:
@@ -86,14 +97,23 @@ def import_video(path: Path, root: Path, detector, *, max_side: int | None = Non
                     frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
                 writer.add_frame(frame)
             if writer.count != len(poses):
-                raise InputError(f"{path}: decoded {writer.count} frames but the detector saw {len(poses)}; the file may be damaged")
+                raise InputError(
+                    f"{path}: decoded {writer.count} frames but the detector saw {len(poses)}; the file may be damaged"
+                )
             if factor != 1.0:
                 poses = _scaled(poses, factor, *size)
             return writer.finish(poses, meta=record)
 
 
-def import_videos(source: str | os.PathLike, root: str | os.PathLike, *, detector=None, max_side: int | None = 512,
-                  split: str | None = None, progress: bool = True) -> list[Path]:  # fmt: skip
+def import_videos(
+    source: str | os.PathLike,
+    root: str | os.PathLike,
+    *,
+    detector=None,
+    max_side: int | None = 512,
+    split: str | None = None,
+    progress: bool = True,
+) -> list[Path]:
     """Import every video of `source` into the dataset folder `root`; returns the video folders.
 
     `detector` defaults to `magicpose.poses.detect.PoseDetector()` (MediaPipe Holistic, offline);

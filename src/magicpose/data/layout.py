@@ -94,10 +94,10 @@ def _read_gray(path: Path) -> np.ndarray:
 class VideoFolderWriter:
     """Write one video folder; it appears under its name only when `finish` succeeds.
 
-        with VideoFolderWriter(root, "dance-001") as writer:
-            for frame, mask in ...:
-                writer.add_frame(frame, mask=mask)
-            writer.finish(poses, meta={"source": "puppet"})
+    with VideoFolderWriter(root, "dance-001") as writer:
+        for frame, mask in ...:
+            writer.add_frame(frame, mask=mask)
+        writer.finish(poses, meta={"source": "puppet"})
     """
 
     def __init__(self, root: str | os.PathLike, video_id: str, *, overwrite: bool = False):
@@ -123,17 +123,23 @@ class VideoFolderWriter:
         if self._size is None:
             self._size = (width, height)
         elif self._size != (width, height):
-            raise ValueError(f"frame {self.count} is {width}x{height}, earlier frames are {self._size[0]}x{self._size[1]}")
+            raise ValueError(
+                f"frame {self.count} is {width}x{height}, earlier frames are {self._size[0]}x{self._size[1]}"
+            )
         name = _frame_name(self.count)
         _write_png(self.folder / FRAMES / name, image)
         for folder, extra in ((MASKS, mask), (PARTS, parts)):
             if extra is not None:
                 (self.folder / folder).mkdir(exist_ok=True)
                 values = np.asarray(extra)
-                _write_png(self.folder / folder / name, values.astype(np.uint8) * 255 if values.dtype == bool else values)
+                _write_png(
+                    self.folder / folder / name, values.astype(np.uint8) * 255 if values.dtype == bool else values
+                )
         self.count += 1
 
-    def finish(self, poses: PoseSequence | None, meta: dict | None = None, background: np.ndarray | None = None) -> Path:
+    def finish(
+        self, poses: PoseSequence | None, meta: dict | None = None, background: np.ndarray | None = None
+    ) -> Path:
         """Write poses, background and meta.json, then move the folder into place."""
         from magicpose.poses.openpose_json import save_poses
 
@@ -155,7 +161,7 @@ class VideoFolderWriter:
         os.replace(self.folder, self.final)
         return self.final
 
-    def __enter__(self) -> "VideoFolderWriter":
+    def __enter__(self) -> VideoFolderWriter:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
@@ -216,7 +222,9 @@ class LayoutDataset(VideoCollection):
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"dataset folder not found: {self.root}; build one with `magicpose data prepare`")
-        folders = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / META).is_file())
+        folders = sorted(
+            p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / META).is_file()
+        )
         self.videos = [LayoutVideo(folder) for folder in folders]
         if split is not None:
             self.videos = [video for video in self.videos if video.meta.get("split") == split]

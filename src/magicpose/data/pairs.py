@@ -65,7 +65,9 @@ def crop_pose(pose: Pose, box: CropBox, size: int) -> Pose:
 
 def _to_signed(image: np.ndarray) -> torch.Tensor:
     # numpy, not torch, for the arithmetic: on tiny tensors torch's thread pool costs more than the work
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / np.float32(127.5) - np.float32(1.0))
+    return torch.from_numpy(
+        np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
+    )
 
 
 def _to_unit(image: np.ndarray) -> torch.Tensor:
@@ -89,9 +91,8 @@ class _FrameMaker:
             if sample.pose_map is None:
                 raise ValueError("a frame has neither a pose nor a pose map")
             return _to_unit(crop_image(sample.pose_map, box, self.size))
-        from magicpose.poses.render import draw_openpose
-
         from magicpose.poses.augment import mask_face_and_hands
+        from magicpose.poses.render import draw_openpose
 
         pose = crop_pose(sample.pose, box, self.size)
         pose = mask_face_and_hands(pose, rng, self.face_mask_probability, self.hand_mask_probability)
@@ -114,9 +115,18 @@ def _check(videos: VideoCollection, crop: str) -> None:
 class _VideoSamples(Dataset):
     """What pairs and clips share: crops, the frame maker, and item i as a pure function of (seed, i)."""
 
-    def __init__(self, videos: VideoCollection, *, size: int = 128, crop: str = "center", crop_scale=(0.8, 1.0),
-                 face_mask_probability: float = 0.0, hand_mask_probability: float = 0.0,
-                 length: int | None = None, seed: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        videos: VideoCollection,
+        *,
+        size: int = 128,
+        crop: str = "center",
+        crop_scale=(0.8, 1.0),
+        face_mask_probability: float = 0.0,
+        hand_mask_probability: float = 0.0,
+        length: int | None = None,
+        seed: int = 0,
+    ):
         _check(videos, crop)
         self.videos, self.crop, self.crop_scale, self.seed = videos, crop, tuple(crop_scale), int(seed)
         self.maker = _FrameMaker(size, face_mask_probability, hand_mask_probability)

@@ -22,7 +22,9 @@ def is_tiktok_root(path: str | os.PathLike) -> bool:
     path = Path(path)
     if not path.is_dir():
         return False
-    return any((path / f"pose_map_{p.name}").is_dir() for p in path.glob("*_set") if not p.name.startswith("pose_map_"))
+    return any(
+        (path / f"pose_map_{p.name}").is_dir() for p in path.glob("*_set") if not p.name.startswith("pose_map_")
+    )
 
 
 class TikTokVideo(VideoRecord):
@@ -63,11 +65,20 @@ class TikTokDataset(VideoCollection):
         root = Path(root)
         frames_root, poses_root = root / f"{subset}_set", root / f"pose_map_{subset}_set"
         if not frames_root.is_dir() or not poses_root.is_dir():
-            raise InputError(f"{root} has no {frames_root.name}/ with {poses_root.name}/; pass the TikTok root folder and a subset it has")
-        videos = [TikTokVideo(folder, poses_root / folder.name, fps) for folder in sorted(frames_root.iterdir()) if folder.is_dir()]
+            raise InputError(
+                f"{root} has no {frames_root.name}/ with {poses_root.name}/; "
+                "pass the TikTok root folder and a subset it has"
+            )
+        videos = [
+            TikTokVideo(folder, poses_root / folder.name, fps)
+            for folder in sorted(frames_root.iterdir())
+            if folder.is_dir()
+        ]
         self.videos = [video for video in videos if video.num_frames > 0]
         if not self.videos:
-            raise InputError(f"no frames with pose maps under {frames_root}; each frame needs a pose map of the same name")
+            raise InputError(
+                f"no frames with pose maps under {frames_root}; each frame needs a pose map of the same name"
+            )
 
     def __len__(self) -> int:
         return len(self.videos)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from magicpose.evaluation import frame_metrics
-from magicpose.evaluation.fid import frechet_distance_of_features
 from magicpose.evaluation.face_cos import face_cosine_similarities
+from magicpose.evaluation.fid import frechet_distance_of_features
 from magicpose.evaluation.fid_vid import FID_VID_SIZE, fid_vid_features
 from magicpose.evaluation.fvd import FVD_SIZE, fvd_features
 from magicpose.evaluation.inception import FID_INPUT_SIZE
@@ -82,9 +82,14 @@ def _batched(items: list, size: int):
 
 
 def score_video(
-    generated: list[np.ndarray], reference: list[np.ndarray], metrics: list[str], protocol: str,
-    networks: Networks, batch_size: int = 8, on_frames: Callable[[int], None] = lambda n: None,
-) -> tuple[dict[str, list], dict[str, np.ndarray]]:  # fmt: skip
+    generated: list[np.ndarray],
+    reference: list[np.ndarray],
+    metrics: list[str],
+    protocol: str,
+    networks: Networks,
+    batch_size: int = 8,
+    on_frames: Callable[[int], None] = lambda n: None,
+) -> tuple[dict[str, list], dict[str, np.ndarray]]:
     """Per-frame scores and the features of one video's set-wise metrics.
 
     Returns ``(per_frame, features)``: per_frame[metric] is a list over frames (None where
@@ -114,11 +119,15 @@ def score_video(
                 batch = image_batch(chunk, networks.fid_size).to(device)
                 features.setdefault(f"fid/{side}", []).append(networks.inception(batch).cpu().numpy())
         if "face-cos" in per_frame and networks.adaface is not None:
-            per_frame["face-cos"] += face_cosine_similarities(networks.adaface, networks.face_aligner, chunk_g, chunk_r)
+            per_frame["face-cos"] += face_cosine_similarities(
+                networks.adaface, networks.face_aligner, chunk_g, chunk_r
+            )
         on_frames(len(chunk_g))
     if "fid-vid" in metrics and networks.resnet3d is not None:
         for side, frames in (("generated", generated), ("ground_truth", reference)):
-            features[f"fid-vid/{side}"] = [fid_vid_features(networks.resnet3d, frames, protocol, networks.fid_vid_size)]
+            features[f"fid-vid/{side}"] = [
+                fid_vid_features(networks.resnet3d, frames, protocol, networks.fid_vid_size)
+            ]
     if "fvd" in metrics and networks.i3d is not None:
         for side, frames in (("generated", generated), ("ground_truth", reference)):
             features[f"fvd/{side}"] = [fvd_features(networks.i3d, frames, protocol, networks.fvd_size)]
@@ -138,9 +147,13 @@ def _frechet(features: dict[str, np.ndarray], metric: str) -> float | None:
 
 
 def evaluate(
-    videos: list[VideoPair], metrics: list[str], protocol: str, networks: Networks,
-    batch_size: int = 8, progress: bool = True,
-) -> dict:  # fmt: skip
+    videos: list[VideoPair],
+    metrics: list[str],
+    protocol: str,
+    networks: Networks,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict:
     """Score every video and pool the results.
 
     Frame-wise metrics pool as the mean over all frames (not of video means), as the field does;

@@ -15,7 +15,8 @@ import torch
 
 from magicpose.evaluation.adaface import FACE_SIZE, IRBackbone
 
-# insightface's ArcFace 5-point template for 112x112 crops (left eye, right eye, nose, mouth corners, in image x order).
+# insightface's ArcFace 5-point template for 112x112 crops
+# (left eye, right eye, nose, mouth corners, in image x order).
 ARCFACE_TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float64,
@@ -75,9 +76,11 @@ class FaceAligner:
         import mediapipe as mp
 
         self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=False,
+            static_image_mode=True,
+            max_num_faces=1,
+            refine_landmarks=False,
             min_detection_confidence=min_detection_confidence,
-        )  # fmt: skip
+        )
 
     def landmarks(self, frame: np.ndarray) -> np.ndarray | None:
         result = self._mesh.process(np.ascontiguousarray(frame))

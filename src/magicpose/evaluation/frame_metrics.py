@@ -34,9 +34,7 @@ PROTOCOLS = ("disco", "clean")
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
-def ssim_map_mean(
-    x: np.ndarray, y: np.ndarray, data_range: float, gaussian: bool, sample_covariance: bool
-) -> float:
+def ssim_map_mean(x: np.ndarray, y: np.ndarray, data_range: float, gaussian: bool, sample_covariance: bool) -> float:
     """Mean SSIM of two single-channel images (Wang et al. 2004, Eq. 13), scikit-image's conventions.
 
     Local statistics come from a 7x7 uniform window or an 11-tap Gaussian (sigma 1.5), and the

@@ -30,8 +30,16 @@ def same_padding(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[i
 class Unit3D(nn.Module):
     """Conv3d (+ BatchNorm, eps 1e-3) (+ ReLU) with "SAME" padding."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel=(1, 1, 1), stride=(1, 1, 1),
-                 activation: bool = True, batch_norm: bool = True, bias: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel=(1, 1, 1),
+        stride=(1, 1, 1),
+        activation: bool = True,
+        batch_norm: bool = True,
+        bias: bool = False,
+    ):
         super().__init__()
         self.kernel, self.stride, self.activation = tuple(kernel), tuple(stride), activation
         self.conv3d = nn.Conv3d(in_channels, out_channels, self.kernel, self.stride, padding=0, bias=bias)
@@ -103,9 +111,24 @@ class InceptionI3d(nn.Module):
         self.Mixed_5b = InceptionModule(*MIXED["Mixed_5b"])
         self.Mixed_5c = InceptionModule(*MIXED["Mixed_5c"])
         self.logits = Unit3D(1024, num_classes, activation=False, batch_norm=False, bias=True)
-        self.order = ["Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3", "MaxPool3d_3a_3x3",
-                      "Mixed_3b", "Mixed_3c", "MaxPool3d_4a_3x3", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e",
-                      "Mixed_4f", "MaxPool3d_5a_2x2", "Mixed_5b", "Mixed_5c"]  # fmt: skip
+        self.order = [
+            "Conv3d_1a_7x7",
+            "MaxPool3d_2a_3x3",
+            "Conv3d_2b_1x1",
+            "Conv3d_2c_3x3",
+            "MaxPool3d_3a_3x3",
+            "Mixed_3b",
+            "Mixed_3c",
+            "MaxPool3d_4a_3x3",
+            "Mixed_4b",
+            "Mixed_4c",
+            "Mixed_4d",
+            "Mixed_4e",
+            "Mixed_4f",
+            "MaxPool3d_5a_2x2",
+            "Mixed_5b",
+            "Mixed_5c",
+        ]
 
     @torch.no_grad()
     def forward(self, clips: torch.Tensor) -> torch.Tensor:

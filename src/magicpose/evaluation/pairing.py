@@ -67,12 +67,16 @@ def index_frames(root: str | Path) -> dict[tuple[str, int], Frame]:
     """Map (video, frame index) -> frame for everything under `root` (see the module docstring)."""
     root = Path(root)
     if not root.is_dir():
-        raise InputError(f"{root} is not a folder; pass a folder of frames (one sub-folder per video, or VIDEO_FRAME.png files)")
+        raise InputError(
+            f"{root} is not a folder; pass a folder of frames (one sub-folder per video, or VIDEO_FRAME.png files)"
+        )
     frames: dict[tuple[str, int], Frame] = {}
 
     def add(key: tuple[str, int], frame: Frame) -> None:
         if key in frames:
-            raise InputError(f"{frames[key]} and {frame} are both frame {key[1]} of video {key[0]!r}; keep one of them")
+            raise InputError(
+                f"{frames[key]} and {frame} are both frame {key[1]} of video {key[0]!r}; keep one of them"
+            )
         frames[key] = frame
 
     def add_images(folder: Path, video: str | None) -> None:

@@ -20,8 +20,14 @@ from tqdm.auto import tqdm
 from magicpose.evaluation import frame_metrics, puppet_metrics, temporal_metrics
 
 FRAME_METRICS = (
-    "masked_psnr", "masked_ssim", "mask_iou", "identity_colour_error", "ssim", "psnr", "l1",
-)  # fmt: skip
+    "masked_psnr",
+    "masked_ssim",
+    "mask_iou",
+    "identity_colour_error",
+    "ssim",
+    "psnr",
+    "l1",
+)
 TEMPORAL_METRICS = ("frame_difference_error", "background_flicker")  # per pair of consecutive frames
 METRICS = FRAME_METRICS + TEMPORAL_METRICS
 
@@ -35,7 +41,10 @@ class PuppetEvaluation:
     per_pair: list[dict[str, float]] = field(default_factory=list)
 
     def mean(self) -> dict[str, float]:
-        rows = {**{name: self.per_frame for name in FRAME_METRICS}, **{name: self.per_pair for name in TEMPORAL_METRICS}}
+        rows = {
+            **{name: self.per_frame for name in FRAME_METRICS},
+            **{name: self.per_pair for name in TEMPORAL_METRICS},
+        }
         return {name: _mean_of_numbers([row[name] for row in rows[name]]) for name in METRICS}
 
     def add_video(self, generated: list[np.ndarray], targets: list, background: np.ndarray) -> None:
@@ -76,9 +85,10 @@ def score_pair(generated_previous: np.ndarray, generated: np.ndarray, truth_prev
     still = cv2.dilate(person, np.ones((3, 3), np.uint8)) == 0
     return {
         "frame_difference_error": temporal_metrics.frame_difference_error(
-            generated_previous, generated, truth_previous.image, truth.image),
+            generated_previous, generated, truth_previous.image, truth.image
+        ),
         "background_flicker": temporal_metrics.static_flicker(generated_previous, generated, still),
-    }  # fmt: skip
+    }
 
 
 def evaluate_on_puppets(
@@ -120,16 +130,28 @@ def evaluate_on_puppets(
             side = size // pipeline.vae_scale_factor
             latents = torch.randn((len(targets), pipeline.unet.config.in_channels, side, side), generator=generator)
         output = pipeline(
-            video.frame(0).image if reference else None, PoseSequence(driving, size, size),
-            generator=generator, latents=latents, height=size, width=size, output_type="np",
-            frame_chunk_size=frame_chunk_size, **sampling,
+            video.frame(0).image if reference else None,
+            PoseSequence(driving, size, size),
+            generator=generator,
+            latents=latents,
+            height=size,
+            width=size,
+            output_type="np",
+            frame_chunk_size=frame_chunk_size,
+            **sampling,
         )
         result.add_video([_to_uint8(frame) for frame in output.frames], targets, video.background)
     return result
 
 
 def reconstruct_puppets(
-    pipeline, *, videos: int = 8, frames_per_video: int = 8, size: int = 128, split: str = "test", frame_stride: int = 3,
+    pipeline,
+    *,
+    videos: int = 8,
+    frames_per_video: int = 8,
+    size: int = 128,
+    split: str = "test",
+    frame_stride: int = 3,
     progress: bool = True,
 ) -> PuppetEvaluation:
     """The ground-truth frames of `evaluate_on_puppets` through the pipeline's VAE alone, scored the same
@@ -140,7 +162,9 @@ def reconstruct_puppets(
 
     result = PuppetEvaluation()
     for video, targets in _reenactment_clips(split, videos, frames_per_video, size, frame_stride, progress):
-        images = pipeline.image_processor.preprocess(unit_float(np.stack([t.image for t in targets])), height=size, width=size)
+        images = pipeline.image_processor.preprocess(
+            unit_float(np.stack([t.image for t in targets])), height=size, width=size
+        )
         with torch.no_grad():
             decoded = pipeline.decode_latents(pipeline.encode_reference(images), frames_per_video)
         reconstructions = pipeline.image_processor.postprocess(decoded, output_type="np")
@@ -158,7 +182,9 @@ def _reenactment_clips(split: str, videos: int, frames_per_video: int, size: int
     from magicpose.data.puppet.world import PuppetVideo, video_spec
 
     for index in tqdm(range(videos), desc=f"puppet {split} videos", unit="video", disable=not progress):
-        video = PuppetVideo(video_spec(split, index, width=size, height=size, num_frames=1 + frames_per_video * frame_stride))
+        video = PuppetVideo(
+            video_spec(split, index, width=size, height=size, num_frames=1 + frames_per_video * frame_stride)
+        )
         yield video, [video.frame(1 + k * frame_stride) for k in range(frames_per_video)]
 
 
@@ -176,8 +202,10 @@ def target_lines(model: dict[str, float], baseline: dict[str, float] | None = No
     if baseline is not None:
         margin = model["masked_psnr"] - baseline["masked_psnr"]
         verdict = "met" if margin >= TARGET_MARGIN_OVER_BASELINE else "missed"
-        lines.append(f"masked_psnr over the ControlNet-only baseline {margin:+.2f} dB "
-                     f"(target >= +{TARGET_MARGIN_OVER_BASELINE}): {verdict}")  # fmt: skip
+        lines.append(
+            f"masked_psnr over the ControlNet-only baseline {margin:+.2f} dB "
+            f"(target >= +{TARGET_MARGIN_OVER_BASELINE}): {verdict}"
+        )
     return lines
 
 
@@ -186,5 +214,8 @@ def format_rows(rows: dict[str, dict[str, float]]) -> str:
     width = max(len(label) for label in rows) + 2
     columns = {name: max(len(name), 9) + 2 for name in METRICS}
     header = f"{'':<{width}}" + "".join(f"{name:>{columns[name]}}" for name in METRICS)
-    body = [f"{label:<{width}}" + "".join(f"{row[name]:>{columns[name]}.4f}" for name in METRICS) for label, row in rows.items()]
+    body = [
+        f"{label:<{width}}" + "".join(f"{row[name]:>{columns[name]}.4f}" for name in METRICS)
+        for label, row in rows.items()
+    ]
     return "\n".join([header, *body])

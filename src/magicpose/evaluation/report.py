@@ -9,8 +9,17 @@ from magicpose.evaluation.evaluator import HIGHER_IS_BETTER, finite_or_text
 from magicpose.files import atomic_path
 
 # How the paper's table prints each metric.
-FORMATS = {"fid": "{:.2f}", "ssim": "{:.3f}", "psnr": "{:.2f}", "lpips": "{:.3f}", "lpips-alex": "{:.3f}",
-           "l1": "{:.2e}", "face-cos": "{:.3f}", "fid-vid": "{:.2f}", "fvd": "{:.2f}"}  # fmt: skip
+FORMATS = {
+    "fid": "{:.2f}",
+    "ssim": "{:.3f}",
+    "psnr": "{:.2f}",
+    "lpips": "{:.3f}",
+    "lpips-alex": "{:.3f}",
+    "l1": "{:.2e}",
+    "face-cos": "{:.3f}",
+    "fid-vid": "{:.2f}",
+    "fvd": "{:.2f}",
+}
 
 
 def _cell(metric: str, value) -> str:
@@ -30,10 +39,14 @@ def format_table(results: dict) -> str:
         for name, video in results["videos"].items()
     ]
     pooled = results["pooled"]
-    rows.append([f"ALL ({pooled['videos']} videos)", str(pooled["frames"])] + [_cell(m, pooled.get(m)) for m in metrics])
+    rows.append(
+        [f"ALL ({pooled['videos']} videos)", str(pooled["frames"])] + [_cell(m, pooled.get(m)) for m in metrics]
+    )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths)))
-             for row in [header, *rows]]  # fmt: skip
+    lines = [
+        "  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths)))
+        for row in [header, *rows]
+    ]
     lines.insert(1, "-" * len(lines[0]))
     lines.insert(len(lines) - 1, "-" * len(lines[0]))
     return "\n".join(lines)

@@ -8,9 +8,9 @@ the user puts the files in one folder (``--weights-dir``), see docs/evaluation.m
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import nn
@@ -91,7 +91,11 @@ def weight_path(weights_dir: str | os.PathLike, key: str) -> Path:
 
 def missing_weight_files(weights_dir: str | os.PathLike, keys: list[str]) -> list[str]:
     """The names of the files among `keys` that are not in `weights_dir`."""
-    return [WEIGHT_FILES[key].name for key in keys if not (Path(weights_dir).expanduser() / WEIGHT_FILES[key].name).is_file()]
+    return [
+        WEIGHT_FILES[key].name
+        for key in keys
+        if not (Path(weights_dir).expanduser() / WEIGHT_FILES[key].name).is_file()
+    ]
 
 
 def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:

@@ -17,9 +17,9 @@ import os
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -89,7 +89,9 @@ def count_frames(path: Path) -> tuple[int, float]:
             fps = float(stream.average_rate or stream.guessed_rate or 0) or 30.0
             frames = stream.frames or sum(1 for _ in container.decode(stream))
     except av.error.FFmpegError as error:
-        raise InputError(f"{path.name} is not a readable video ({error.strerror or error}); upload an mp4, webm or mov") from None
+        raise InputError(
+            f"{path.name} is not a readable video ({error.strerror or error}); upload an mp4, webm or mov"
+        ) from None
     return frames, fps
 
 
@@ -136,9 +138,10 @@ def preview(reference: np.ndarray, driving, size: tuple[int, int], align: bool) 
     lines = drawn.max(axis=2, keepdims=True) > 0
     overlay = np.where(lines, drawn, (photo * 0.6).astype(np.uint8))
     note = f"{len(driving)} driving frames at {driving.fps:g} fps; " + (
-        "skeleton aligned to the reference body" if aligned else
-        ("no person found in the photo: skeleton used as is" if align else "alignment off: skeleton used as is")
-    )  # fmt: skip
+        "skeleton aligned to the reference body"
+        if aligned
+        else ("no person found in the photo: skeleton used as is" if align else "alignment off: skeleton used as is")
+    )
     return skeleton, overlay, note
 
 
@@ -162,20 +165,27 @@ def generate(
     """Animate and write result.mp4 and grid.mp4 (reference | skeleton | result) into `out_dir`."""
     from magicpose.media import write_video
     from magicpose.pipelines.animation import animate, grid_frames
-
     from magicpose.pipelines.pipeline_magicpose import check_recipe
 
     check_recipe(num_inference_steps=int(steps), guidance_scale=float(guidance))
     animation = animate(
-        pipeline, reference, driving, size=size, align=align, num_inference_steps=int(steps),
-        guidance_scale=float(guidance), seed=int(seed),
+        pipeline,
+        reference,
+        driving,
+        size=size,
+        align=align,
+        num_inference_steps=int(steps),
+        guidance_scale=float(guidance),
+        seed=int(seed),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     video, grid = out_dir / "result.mp4", out_dir / "grid.mp4"
     write_video(video, animation.frames, animation.fps)
     write_video(grid, grid_frames(animation), animation.fps)
     height, width = animation.frames[0].shape[:2]
-    note = f"{len(animation.frames)} frames, {width}x{height}, {animation.fps:g} fps" + (", aligned" if animation.aligned else "")
+    note = f"{len(animation.frames)} frames, {width}x{height}, {animation.fps:g} fps" + (
+        ", aligned" if animation.aligned else ""
+    )
     return video, grid, note
 
 
@@ -233,7 +243,9 @@ def build_app(config: AppConfig, startup_message: str | None = None):
         return preview(reference, driving, size, align)
 
     @as_gradio_error
-    def on_generate(reference_path, driving_path, size_box, align, steps, guidance, seed, progress=gr.Progress(track_tqdm=True)):
+    def on_generate(
+        reference_path, driving_path, size_box, align, steps, guidance, seed, progress=gr.Progress(track_tqdm=True)
+    ):
         progress(0, desc="detecting the driving poses")
         reference = load_reference(reference_path, config.max_upload_mb)
         driving = load_driving(driving_path, config.max_upload_mb, config.max_frames)
@@ -263,15 +275,22 @@ def build_app(config: AppConfig, startup_message: str | None = None):
                 driving = gr.Video(label="driving video", elem_id="driving", height=256)
                 example = gr.Button("Use the puppet example", elem_id="example")
             with gr.Column():
-                skeleton = gr.Image(label="driving skeleton (first frame)", elem_id="skeleton", interactive=False, height=256)
+                skeleton = gr.Image(
+                    label="driving skeleton (first frame)", elem_id="skeleton", interactive=False, height=256
+                )
                 alignment = gr.Image(label="alignment preview", elem_id="alignment", interactive=False, height=256)
                 preview_note = gr.Markdown(elem_id="preview-note")
             with gr.Column():
                 steps = gr.Number(label="steps", value=config.default_steps, precision=0, minimum=1, elem_id="steps")
                 guidance = gr.Number(label="guidance", value=config.default_guidance, elem_id="guidance")
                 seed = gr.Number(label="seed", value=42, precision=0, elem_id="seed")
-                size = gr.Number(label="size (square side in pixels; 0 = the model's)", value=config.default_size,
-                                 precision=0, minimum=0, elem_id="size")  # fmt: skip
+                size = gr.Number(
+                    label="size (square side in pixels; 0 = the model's)",
+                    value=config.default_size,
+                    precision=0,
+                    minimum=0,
+                    elem_id="size",
+                )
                 align = gr.Checkbox(label="align the skeleton to the reference body", value=True, elem_id="align")
                 run = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Row():
@@ -287,7 +306,11 @@ def build_app(config: AppConfig, startup_message: str | None = None):
         for component in (reference, driving):
             component.upload(on_preview, preview_inputs, preview_outputs)
         align.input(on_preview, preview_inputs, preview_outputs)
-        run.click(on_generate, [reference, driving, size, align, steps, guidance, seed], [result, grid, downloads, result_note])
+        run.click(
+            on_generate,
+            [reference, driving, size, align, steps, guidance, seed],
+            [result, grid, downloads, result_note],
+        )
     # One job at a time: a diffusion run takes the whole GPU (or CPU); the others wait in line.
     demo.queue(default_concurrency_limit=1, max_size=16)
     return demo

@@ -33,42 +33,80 @@ def parse_size(text: str) -> tuple[int, int]:
 def add_model_arguments(parser: argparse.ArgumentParser, official: bool = True) -> None:
     """--model and friends, --device, --dtype, --cpu-offload, --vae-tiling, the motion module, --scheduler."""
     group = parser.add_argument_group("weights and hardware")
-    group.add_argument("--model", help="a model folder (from `magicpose convert` or a training export) or an official "
-                       "checkpoint file (default: the embedded puppet model)")
+    group.add_argument(
+        "--model",
+        help="a model folder (from `magicpose convert` or a training export) or an official "
+        "checkpoint file (default: the embedded puppet model)",
+    )
     if official:
-        group.add_argument("--official", help="the official checkpoint model_state-*.th, converted on the fly "
-                           "(the same as --model FILE)")
-        group.add_argument("--official-config", help="official-format YAML for an official checkpoint (default: SD-1.5 size)")
+        group.add_argument(
+            "--official",
+            help="the official checkpoint model_state-*.th, converted on the fly (the same as --model FILE)",
+        )
+        group.add_argument(
+            "--official-config", help="official-format YAML for an official checkpoint (default: SD-1.5 size)"
+        )
         group.add_argument("--sd15", help="SD-1.5 folder; with an official checkpoint it supplies the tokenizer")
-    group.add_argument("--device", default="auto", help="auto (the first GPU when there is one), cpu, cuda, cuda:1, ...")
-    group.add_argument("--dtype", default="auto", choices=DTYPE_NAMES, help="auto: float16 on a GPU, float32 on the CPU")
-    group.add_argument("--cpu-offload", action="store_true", help="keep each network on the CPU until it runs (small GPUs)")
-    group.add_argument("--vae-tiling", action="store_true", help="decode frames tile by tile (large frames, small GPUs)")
-    group.add_argument("--motion-adapter", help="AnimateDiff v2 motion module (.ckpt or MotionAdapter folder): temporal "
-                       "layers in the base UNet, long videos in overlapping windows (default: the model folder's own "
-                       "motion_adapter/, as the embedded model has)")
-    group.add_argument("--no-motion-module", action="store_true",
-                       help="leave the model folder's own motion module out: every frame denoised on its own")
-    group.add_argument("--scheduler", choices=SCHEDULER_NAMES,
-                       help="sampler over the model's noise schedule (default: the model's own)")
+    group.add_argument(
+        "--device", default="auto", help="auto (the first GPU when there is one), cpu, cuda, cuda:1, ..."
+    )
+    group.add_argument(
+        "--dtype", default="auto", choices=DTYPE_NAMES, help="auto: float16 on a GPU, float32 on the CPU"
+    )
+    group.add_argument(
+        "--cpu-offload", action="store_true", help="keep each network on the CPU until it runs (small GPUs)"
+    )
+    group.add_argument(
+        "--vae-tiling", action="store_true", help="decode frames tile by tile (large frames, small GPUs)"
+    )
+    group.add_argument(
+        "--motion-adapter",
+        help="AnimateDiff v2 motion module (.ckpt or MotionAdapter folder): temporal "
+        "layers in the base UNet, long videos in overlapping windows (default: the model folder's own "
+        "motion_adapter/, as the embedded model has)",
+    )
+    group.add_argument(
+        "--no-motion-module",
+        action="store_true",
+        help="leave the model folder's own motion module out: every frame denoised on its own",
+    )
+    group.add_argument(
+        "--scheduler",
+        choices=SCHEDULER_NAMES,
+        help="sampler over the model's noise schedule (default: the model's own)",
+    )
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     """Overrides of the model's sampling recipe; each defaults to the model's own."""
-    group = parser.add_argument_group("sampling (default: the model's own recipe; `magicpose demo --help` for the embedded one)")
+    group = parser.add_argument_group(
+        "sampling (default: the model's own recipe; `magicpose demo --help` for the embedded one)"
+    )
     group.add_argument("--steps", type=int, help="denoising steps (official model: 50; embedded model: 10)")
     group.add_argument("--guidance", type=float, help="image guidance scale, 1 = off (official: 7; embedded: 3)")
-    group.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                       help="guide only at sampling timesteps t with LOW < t <= HIGH (of 1000), the conditional model "
-                       "alone elsewhere (Kynkäänniemi et al. 2024)")
-    group.add_argument("--start-from-reference", action=argparse.BooleanOptionalAction,
-                       help="start sampling from the noised reference instead of pure noise: keeps the background's "
-                       "colours (on for the embedded model, off for the official one)")
+    group.add_argument(
+        "--guidance-interval",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="guide only at sampling timesteps t with LOW < t <= HIGH (of 1000), the conditional model "
+        "alone elsewhere (Kynkäänniemi et al. 2024)",
+    )
+    group.add_argument(
+        "--start-from-reference",
+        action=argparse.BooleanOptionalAction,
+        help="start sampling from the noised reference instead of pure noise: keeps the background's "
+        "colours (on for the embedded model, off for the official one)",
+    )
     group.add_argument("--window", type=int, metavar="FRAMES", help="with a motion module: frames per window (16)")
     group.add_argument("--window-overlap", type=int, metavar="FRAMES", help="with a motion module: window overlap (4)")
-    group.add_argument("--frame-chunk", type=int, default=16,
-                       help="frames per network call, with or without a motion module; lower it on small GPUs "
-                       "(the result does not change) (default: %(default)s)")
+    group.add_argument(
+        "--frame-chunk",
+        type=int,
+        default=16,
+        help="frames per network call, with or without a motion module; lower it on small GPUs "
+        "(the result does not change) (default: %(default)s)",
+    )
 
 
 def model_source(args: argparse.Namespace):
@@ -84,9 +122,16 @@ def load_from_args(args: argparse.Namespace):
     from magicpose.pipelines.assembly import load
 
     return load(
-        model_source(args), device=args.device, dtype=args.dtype, motion_adapter=args.motion_adapter,
-        motion_module=not args.no_motion_module, scheduler=args.scheduler, cpu_offload=args.cpu_offload,
-        vae_tiling=args.vae_tiling, official_config=getattr(args, "official_config", None), sd15=getattr(args, "sd15", None),
+        model_source(args),
+        device=args.device,
+        dtype=args.dtype,
+        motion_adapter=args.motion_adapter,
+        motion_module=not args.no_motion_module,
+        scheduler=args.scheduler,
+        cpu_offload=args.cpu_offload,
+        vae_tiling=args.vae_tiling,
+        official_config=getattr(args, "official_config", None),
+        sd15=getattr(args, "sd15", None),
     )
 
 
@@ -101,9 +146,12 @@ def sampling_overrides(args: argparse.Namespace) -> dict:
     resolve_dtype(args.dtype, resolve_device(args.device))
 
     overrides = dict(
-        num_inference_steps=args.steps, guidance_scale=args.guidance, start_from_reference=args.start_from_reference,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        start_from_reference=args.start_from_reference,
         guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None,
-        window_frames=args.window, window_overlap=args.window_overlap,
+        window_frames=args.window,
+        window_overlap=args.window_overlap,
     )
     check_recipe(**overrides)
     if args.frame_chunk < 1:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 
 import torch
+
 # ModelMixin must be importable from this module: diffusers' pipeline loader finds a component's
 # load method by looking up the base classes in the module named in model_index.json.
 from diffusers import ModelMixin, UNet2DConditionModel  # noqa: F401
@@ -30,7 +31,7 @@ class AppearanceControlModel(UNet2DConditionModel):
     __init__.__signature__ = inspect.signature(UNet2DConditionModel.__init__)
 
     @classmethod
-    def from_unet(cls, unet: UNet2DConditionModel, copy_weights: bool = True) -> "AppearanceControlModel":
+    def from_unet(cls, unet: UNet2DConditionModel, copy_weights: bool = True) -> AppearanceControlModel:
         """Same architecture as `unet`; with `copy_weights` initialised from it (stage 1's starting point)."""
         config = {k: v for k, v in unet.config.items() if not k.startswith("_")}
         model = cls(**config)

@@ -12,7 +12,12 @@ import torch
 
 from magicpose.errors import MissingWeightsError
 
-WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin", "model.safetensors", "pytorch_model.bin")
+WEIGHT_FILES = (
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.bin",
+    "model.safetensors",
+    "pytorch_model.bin",
+)
 # Subfolders of an SD-1.5 folder (e.g. a local copy of stable-diffusion-v1-5/stable-diffusion-v1-5).
 SD15_REQUIRED = ("unet", "vae", "text_encoder", "tokenizer")
 
@@ -32,7 +37,11 @@ def component_missing(path: Path, label: str = "") -> list[str]:
     if not path.is_dir():
         return [f"{label or path.name + '/'} (folder)"]
     if path.name == "tokenizer":
-        return [] if (path / "vocab.json").is_file() and (path / "merges.txt").is_file() else [f"{label}vocab.json and merges.txt"]
+        return (
+            []
+            if (path / "vocab.json").is_file() and (path / "merges.txt").is_file()
+            else [f"{label}vocab.json and merges.txt"]
+        )
     if path.name == "scheduler":
         return [] if (path / "scheduler_config.json").is_file() else [f"{label}scheduler_config.json"]
     missing = [] if (path / "config.json").is_file() else [f"{label}config.json"]
@@ -67,7 +76,9 @@ def load_sd15(name: str | Path, dtype: torch.dtype | None = None) -> dict:
     return {
         "unet": UNet2DConditionModel.from_pretrained(source, subfolder="unet", **kwargs),
         "vae": AutoencoderKL.from_pretrained(source, subfolder="vae", **kwargs),
-        "text_encoder": CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **({"dtype": dtype} if dtype else {})),
+        "text_encoder": CLIPTextModel.from_pretrained(
+            source, subfolder="text_encoder", **({"dtype": dtype} if dtype else {})
+        ),
         "tokenizer": CLIPTokenizer.from_pretrained(source, subfolder="tokenizer"),
     }
 

@@ -10,7 +10,8 @@ Without reference and pose this is the plain base UNet, the unconditional branch
 
 from __future__ import annotations
 
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from typing import Literal
 
 import torch
 from diffusers import ControlNetModel, UNet2DConditionModel
@@ -119,7 +120,9 @@ class MagicPoseModel(torch.nn.Module):
         if pose_images is not None:
             if self.pose_control is None:
                 raise ValueError("pose images were given but this model has no pose ControlNet")
-            down_residuals, mid_residual = self._pose_residuals(noisy_latents, timesteps, context, pose_images, frame_chunk_size)
+            down_residuals, mid_residual = self._pose_residuals(
+                noisy_latents, timesteps, context, pose_images, frame_chunk_size
+            )
             if condition_mask is not None:
                 keep = condition_mask.to(noisy_latents.dtype).view(-1, 1, 1, 1)
                 down_residuals = [residual * keep for residual in down_residuals]

@@ -19,8 +19,8 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
@@ -114,8 +114,16 @@ class MagicPoseMotionUNet(UNetMotionModel):
     their per-frame batch. A 5D sample (clips, C, F, h, w) goes straight to diffusers.
     """
 
-    def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor, *args,
-                num_frames: int | None = None, return_dict: bool = True, **kwargs):  # fmt: skip
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep,
+        encoder_hidden_states: torch.Tensor,
+        *args,
+        num_frames: int | None = None,
+        return_dict: bool = True,
+        **kwargs,
+    ):
         """As `UNetMotionModel.forward`; with a 4D sample, `num_frames` frames make a clip (default:
         the whole batch is one clip) and the result is (clips x F, C, h, w)."""
         if sample.ndim == 5:
@@ -359,7 +367,7 @@ def motion_adapter_config_from_state_dict(
         raise InputError("no motion-module weights found (no key contains 'motion_modules')")
 
     def count(prefix: str) -> int:
-        indices = {name[len(prefix):].split(".")[0] for name in state_dict if name.startswith(prefix)}
+        indices = {name[len(prefix) :].split(".")[0] for name in state_dict if name.startswith(prefix)}
         return len(indices)
 
     blocks = count("down_blocks.")

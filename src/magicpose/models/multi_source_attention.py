@@ -99,7 +99,9 @@ class MultiSourceAttnProcessor:
         # instead of once per frame.
         reference = reference.to(hidden_states.dtype)
         key = torch.cat([attn.to_k(hidden_states), broadcast_reference(attn.to_k(reference), batch, self.name)], dim=1)
-        value = torch.cat([attn.to_v(hidden_states), broadcast_reference(attn.to_v(reference), batch, self.name)], dim=1)
+        value = torch.cat(
+            [attn.to_v(hidden_states), broadcast_reference(attn.to_v(reference), batch, self.name)], dim=1
+        )
 
         total_length = key.shape[1]
         heads = attn.heads

@@ -30,9 +30,9 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 import torch
 import yaml
@@ -58,10 +58,20 @@ POSE_PREFIX = "pose_control_model."
 VAE_PREFIX = "first_stage_model."
 CLIP_PREFIX = "cond_stage_model.transformer."
 DDPM_BUFFERS = (
-    "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
-    "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
-    "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2", "logvar",
-)  # fmt: skip
+    "betas",
+    "alphas_cumprod",
+    "alphas_cumprod_prev",
+    "sqrt_alphas_cumprod",
+    "sqrt_one_minus_alphas_cumprod",
+    "log_one_minus_alphas_cumprod",
+    "sqrt_recip_alphas_cumprod",
+    "sqrt_recipm1_alphas_cumprod",
+    "posterior_variance",
+    "posterior_log_variance_clipped",
+    "posterior_mean_coef1",
+    "posterior_mean_coef2",
+    "logvar",
+)
 
 COMPONENT_CLASSES = {
     "unet": UNet2DConditionModel,
@@ -95,16 +105,22 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             with safe_open(path, framework="pt") as handle:  # tensors outlive the handle: they hold the mapping
                 state = {key: handle.get_tensor(key) for key in handle.keys()}
         except Exception as error:  # safetensors raises its own error types for non-safetensors files
-            raise InputError(f"{path} is not a readable safetensors file ({error.__class__.__name__}: {error})") from error
+            raise InputError(
+                f"{path} is not a readable safetensors file ({error.__class__.__name__}: {error})"
+            ) from error
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as error:  # torch raises several types for non-checkpoints
-            raise InputError(f"{path} is not a readable torch checkpoint ({error.__class__.__name__}: {error})") from error
+            raise InputError(
+                f"{path} is not a readable torch checkpoint ({error.__class__.__name__}: {error})"
+            ) from error
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
         if not isinstance(state, dict):
-            raise InputError(f"{path} holds a {type(state).__name__}, not a state dict; pass the official model_state-*.th")
+            raise InputError(
+                f"{path} holds a {type(state).__name__}, not a state dict; pass the official model_state-*.th"
+            )
     return {key.removeprefix("module."): value for key, value in state.items()}  # DDP-wrapped saves
 
 
@@ -127,12 +143,26 @@ def diffusers_configs(ldm_config: dict) -> dict[str, dict]:
         vae = create_vae_diffusers_config_from_ldm(ldm_config, {}, image_size=ddconfig["resolution"])
     unet["sample_size"] = latent_size
     # ldm's ControlNet mirrors the UNet encoder (diffusers' own ControlNet helper cannot be called here).
-    pose = {key: unet[key] for key in (
-        "in_channels", "down_block_types", "block_out_channels", "layers_per_block", "cross_attention_dim",
-        "attention_head_dim", "use_linear_projection", "class_embed_type", "addition_embed_type",
-        "addition_time_embed_dim", "projection_class_embeddings_input_dim", "transformer_layers_per_block",
-    )}  # fmt: skip
-    pose["conditioning_channels"] = params.get("pose_control_stage_config", {}).get("params", {}).get("hint_channels", 3)
+    pose = {
+        key: unet[key]
+        for key in (
+            "in_channels",
+            "down_block_types",
+            "block_out_channels",
+            "layers_per_block",
+            "cross_attention_dim",
+            "attention_head_dim",
+            "use_linear_projection",
+            "class_embed_type",
+            "addition_embed_type",
+            "addition_time_embed_dim",
+            "projection_class_embeddings_input_dim",
+            "transformer_layers_per_block",
+        )
+    }
+    pose["conditioning_channels"] = (
+        params.get("pose_control_stage_config", {}).get("params", {}).get("hint_channels", 3)
+    )
     configs = {"unet": unet, "appearance_control": dict(unet), "pose_control": pose, "vae": vae}
     if params.get("cond_stage_config", {}).get("params"):
         configs["text_encoder"] = dict(params["cond_stage_config"]["params"])
@@ -158,8 +188,14 @@ def plan_conversion(official: Mapping[str, torch.Tensor], ldm_config: dict | Non
     """Check that `official` is a MagicPose checkpoint and list its components; no weight is read."""
     ldm_config = ldm_config if ldm_config is not None else load_ldm_config()
     configs = diffusers_configs(ldm_config)
-    appearance_prefix = APPEARANCE_PREFIX if any(k.startswith(APPEARANCE_PREFIX) for k in official) else STAGE1_APPEARANCE_PREFIX
-    missing = [prefix for prefix in (UNET_PREFIX, appearance_prefix, VAE_PREFIX) if not any(k.startswith(prefix) for k in official)]
+    appearance_prefix = (
+        APPEARANCE_PREFIX if any(k.startswith(APPEARANCE_PREFIX) for k in official) else STAGE1_APPEARANCE_PREFIX
+    )
+    missing = [
+        prefix
+        for prefix in (UNET_PREFIX, appearance_prefix, VAE_PREFIX)
+        if not any(k.startswith(prefix) for k in official)
+    ]
     if missing:
         raise InputError(f"not a MagicPose checkpoint: no keys start with {', '.join(missing)}")
 
@@ -170,34 +206,56 @@ def plan_conversion(official: Mapping[str, torch.Tensor], ldm_config: dict | Non
         elif key == CLIP_PREFIX + "text_model.embeddings.position_ids":
             unused[key] = "constant arange(77) buffer, rebuilt by transformers"
     _check_ddpm_buffers(official, ldm_config, unused)
-    unknown = [k for k in official if not k.startswith((UNET_PREFIX, appearance_prefix, POSE_PREFIX, VAE_PREFIX, CLIP_PREFIX)) and k not in unused]
+    unknown = [
+        k
+        for k in official
+        if not k.startswith((UNET_PREFIX, appearance_prefix, POSE_PREFIX, VAE_PREFIX, CLIP_PREFIX)) and k not in unused
+    ]
     if unknown:
-        raise InputError(f"unexpected keys in the checkpoint (first: {unknown[:5]}); is it a MagicPose/MagicDance file?")
+        raise InputError(
+            f"unexpected keys in the checkpoint (first: {unknown[:5]}); is it a MagicPose/MagicDance file?"
+        )
     if not any(k.startswith(POSE_PREFIX) for k in official):
         configs.pop("pose_control")  # a stage-1 checkpoint
     if not any(k.startswith(CLIP_PREFIX + "text_model.") and k not in unused for k in official):
         configs.pop("text_encoder", None)
     elif "text_encoder" not in configs:
-        raise InputError("the checkpoint has a CLIP text encoder but the model config has no cond_stage_config params for it")
-    return ConversionPlan(configs=configs, appearance_prefix=appearance_prefix, unused=unused, source_keys=list(official))
+        raise InputError(
+            "the checkpoint has a CLIP text encoder but the model config has no cond_stage_config params for it"
+        )
+    return ConversionPlan(
+        configs=configs, appearance_prefix=appearance_prefix, unused=unused, source_keys=list(official)
+    )
 
 
-def convert_component(official: Mapping[str, torch.Tensor], name: str, plan: ConversionPlan) -> dict[str, torch.Tensor]:
+def convert_component(
+    official: Mapping[str, torch.Tensor], name: str, plan: ConversionPlan
+) -> dict[str, torch.Tensor]:
     """One component's diffusers-layout state dict, renamed from `official` (no tensor is copied)."""
     config = plan.configs[name]
     if name == "unet":
         return convert_ldm_unet_checkpoint(_starting_with(official, UNET_PREFIX), config)
     if name == "appearance_control":
         prefix = plan.appearance_prefix
-        appearance = {UNET_PREFIX + key[len(prefix):]: official[key] for key in official if key.startswith(prefix) and key not in plan.unused}
+        appearance = {
+            UNET_PREFIX + key[len(prefix) :]: official[key]
+            for key in official
+            if key.startswith(prefix) and key not in plan.unused
+        }
         return convert_ldm_unet_checkpoint(appearance, config)
     if name == "pose_control":
-        return convert_controlnet_checkpoint({key[len(POSE_PREFIX):]: official[key] for key in official if key.startswith(POSE_PREFIX)}, config)
+        return convert_controlnet_checkpoint(
+            {key[len(POSE_PREFIX) :]: official[key] for key in official if key.startswith(POSE_PREFIX)}, config
+        )
     if name == "vae":
         return convert_ldm_vae_checkpoint(_starting_with(official, VAE_PREFIX), config)
     if name == "text_encoder":
         clip_model = CLIP_PREFIX + "text_model."
-        return {key[len(clip_model):]: official[key] for key in official if key.startswith(clip_model) and key not in plan.unused}
+        return {
+            key[len(clip_model) :]: official[key]
+            for key in official
+            if key.startswith(clip_model) and key not in plan.unused
+        }
     raise KeyError(f"unknown component {name!r}")
 
 
@@ -205,11 +263,15 @@ def _starting_with(official: Mapping[str, torch.Tensor], prefix: str) -> dict[st
     return {key: official[key] for key in official if key.startswith(prefix)}
 
 
-def convert_official_state_dict(official: Mapping[str, torch.Tensor], ldm_config: dict | None = None) -> ConvertedCheckpoint:
+def convert_official_state_dict(
+    official: Mapping[str, torch.Tensor], ldm_config: dict | None = None
+) -> ConvertedCheckpoint:
     """Rename the official keys into per-component diffusers state dicts (no tensor is copied)."""
     plan = plan_conversion(official, ldm_config)
     state_dicts = {name: convert_component(official, name, plan) for name in plan.components}
-    return ConvertedCheckpoint(state_dicts=state_dicts, configs=plan.configs, unused=plan.unused, source_keys=plan.source_keys)
+    return ConvertedCheckpoint(
+        state_dicts=state_dicts, configs=plan.configs, unused=plan.unused, source_keys=plan.source_keys
+    )
 
 
 def _check_ddpm_buffers(official: dict, ldm_config: dict, unused: dict[str, str]) -> None:
@@ -218,7 +280,9 @@ def _check_ddpm_buffers(official: dict, ldm_config: dict, unused: dict[str, str]
         expected = official_ddim_scheduler().alphas_cumprod.double()
         found = official["alphas_cumprod"].double()
         if found.shape != expected.shape or float((found - expected).abs().max()) > 1e-6:
-            raise InputError("the checkpoint's noise schedule (alphas_cumprod) differs from SD-1.5's; it cannot be converted")
+            raise InputError(
+                "the checkpoint's noise schedule (alphas_cumprod) differs from SD-1.5's; it cannot be converted"
+            )
     for key in DDPM_BUFFERS:
         if key in official:
             unused[key] = "DDPM schedule buffer; checked against the DDIM scheduler (alphas_cumprod within 1e-6)"
@@ -226,7 +290,10 @@ def _check_ddpm_buffers(official: dict, ldm_config: dict, unused: dict[str, str]
 
 def build_components(converted: ConvertedCheckpoint, dtype: torch.dtype | None = None) -> dict[str, torch.nn.Module]:
     """Instantiate every component and load its weights strictly (a missing or extra key is an error)."""
-    return {name: build_component(name, converted.configs[name], state, dtype) for name, state in converted.state_dicts.items()}
+    return {
+        name: build_component(name, converted.configs[name], state, dtype)
+        for name, state in converted.state_dicts.items()
+    }
 
 
 def build_component(
@@ -292,7 +359,9 @@ def meta_state_dict(full_keys_json: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(entries, dict):
         entries = [dict(key=key, **value) for key, value in entries.items()]
     return {
-        entry["key"]: torch.empty(entry["shape"], dtype=getattr(torch, entry["dtype"].removeprefix("torch.")), device="meta")
+        entry["key"]: torch.empty(
+            entry["shape"], dtype=getattr(torch, entry["dtype"].removeprefix("torch.")), device="meta"
+        )
         for entry in entries
     }
 
@@ -308,7 +377,9 @@ def plan_official_checkpoint(checkpoint: str | Path, config: str | Path | None =
     return plan
 
 
-def load_components(plan: ConversionPlan, names: list[str] | None = None, dtype: torch.dtype | None = None) -> dict[str, torch.nn.Module]:
+def load_components(
+    plan: ConversionPlan, names: list[str] | None = None, dtype: torch.dtype | None = None
+) -> dict[str, torch.nn.Module]:
     """Build components (all of the plan's by default) from the planned file, each around its tensors.
 
     The file is mapped afresh for each call; the mapping (and every page read from it) goes once the
@@ -320,7 +391,9 @@ def load_components(plan: ConversionPlan, names: list[str] | None = None, dtype:
     release = _PageRelease(plan.checkpoint)
     components = {}
     for name in names if names is not None else plan.components:
-        components[name] = build_component(name, plan.configs[name], convert_component(official, name, plan), dtype, release)
+        components[name] = build_component(
+            name, plan.configs[name], convert_component(official, name, plan), dtype, release
+        )
     del official
     return components
 
@@ -343,7 +416,7 @@ def empty_prompt_context(text_encoder: torch.nn.Module | None, tokenizer, plan: 
 
     if text_encoder is not None:
         return TextContext.from_tensor(encode_prompt(text_encoder, "", tokenizer))
-    warnings.warn("the checkpoint has no text encoder: the cross-attention context is zeros")
+    warnings.warn("the checkpoint has no text encoder: the cross-attention context is zeros", stacklevel=2)
     return TextContext(length=77, dim=plan.configs["unet"]["cross_attention_dim"])
 
 
@@ -407,18 +480,26 @@ def _saved_components(pipeline) -> list[str]:
     """The components `DiffusionPipeline.save_pretrained` writes a folder for, in its order."""
     expected, _ = pipeline._get_signature_keys(pipeline)
     return [
-        name for name, value in pipeline.config.items()
+        name
+        for name, value in pipeline.config.items()
         if name in expected and not (name in pipeline._optional_components and value[0] is None)
-    ]  # fmt: skip
+    ]
 
 
 def _save_component(module, folder: Path) -> None:
     """`module.save_pretrained(folder)` with the arguments `DiffusionPipeline.save_pretrained` passes."""
     save = module.save_pretrained
     parameters = inspect.signature(save).parameters
-    kwargs = {key: value for key, value in (
-        ("safe_serialization", True), ("variant", None), ("use_flashpack", False), ("save_peft_format", False),
-    ) if key in parameters}  # fmt: skip
+    kwargs = {
+        key: value
+        for key, value in (
+            ("safe_serialization", True),
+            ("variant", None),
+            ("use_flashpack", False),
+            ("save_peft_format", False),
+        )
+        if key in parameters
+    }
     save(os.fspath(folder), **kwargs)
 
 

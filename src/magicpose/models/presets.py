@@ -92,7 +92,13 @@ def component_configs(preset: str) -> dict[str, dict]:
     pose["conditioning_channels"] = 3
     if preset == "puppet":
         pose["conditioning_embedding_out_channels"] = _PUPPET_HINT_CHANNELS
-    return {"unet": unet, "appearance_control": copy.deepcopy(unet), "pose_control": pose, "vae": vae, "context": context}
+    return {
+        "unet": unet,
+        "appearance_control": copy.deepcopy(unet),
+        "pose_control": pose,
+        "vae": vae,
+        "context": context,
+    }
 
 
 def build_components(
@@ -112,14 +118,18 @@ def build_components(
         unet = UNet2DConditionModel(**configs["unet"])
         appearance = AppearanceControlModel.from_unet(unet)
         hint = configs["pose_control"].get("conditioning_embedding_out_channels")
-        pose = ControlNetModel.from_unet(unet, conditioning_channels=3, **({"conditioning_embedding_out_channels": hint} if hint else {}))
+        pose = ControlNetModel.from_unet(
+            unet, conditioning_channels=3, **({"conditioning_embedding_out_channels": hint} if hint else {})
+        )
         if not zero_init_controlnet:
-            for name, parameter in pose.named_parameters():
+            for parameter in pose.parameters():
                 if parameter.ndim > 1 and not parameter.any():
                     torch.nn.init.normal_(parameter, std=parameter[0].numel() ** -0.5)
         vae = AutoencoderKL(**configs["vae"])
         shape = (1, configs["context"]["length"], configs["context"]["dim"])
-        context = TextContext.from_tensor(torch.zeros(shape) if configs["context"].get("zeros") else torch.randn(shape))
+        context = TextContext.from_tensor(
+            torch.zeros(shape) if configs["context"].get("zeros") else torch.randn(shape)
+        )
     return {
         "unet": unet.eval(),
         "appearance_control": appearance.eval(),

@@ -46,7 +46,7 @@ class TextContext(ModelMixin, ConfigMixin):
         self.register_buffer("embedding", torch.zeros(1, length, dim))
 
     @classmethod
-    def from_tensor(cls, embedding: torch.Tensor) -> "TextContext":
+    def from_tensor(cls, embedding: torch.Tensor) -> TextContext:
         if embedding.ndim == 2:
             embedding = embedding[None]
         context = cls(length=embedding.shape[1], dim=embedding.shape[2])

@@ -61,7 +61,9 @@ def fit_poses(sequence: PoseSequence, size: tuple[int, int]) -> PoseSequence:
     return PoseSequence(frames, size[0], size[1], sequence.fps, sequence.found)
 
 
-def load_driving_poses(driving: str | Path, fps: float | None = None, max_frames: int | None = None, progress: bool = True) -> PoseSequence:
+def load_driving_poses(
+    driving: str | Path, fps: float | None = None, max_frames: int | None = None, progress: bool = True
+) -> PoseSequence:
     """Poses from our pose file / OpenPose JSON(s), or detected in a video, image folder or image."""
     from magicpose.media import is_image_path
     from magicpose.poses.openpose_json import load_poses
@@ -88,7 +90,9 @@ def load_driving_poses(driving: str | Path, fps: float | None = None, max_frames
     if not sequence.found.any():
         raise InputError(f"{driving} has no person in any frame; pass poses or a video that show a person")
     if max_frames is not None:
-        sequence = PoseSequence(sequence.frames[:max_frames], sequence.width, sequence.height, sequence.fps, sequence.found[:max_frames])
+        sequence = PoseSequence(
+            sequence.frames[:max_frames], sequence.width, sequence.height, sequence.fps, sequence.found[:max_frames]
+        )
     return sequence
 
 
@@ -163,4 +167,7 @@ def animate(
 
 def grid_frames(animation: Animation) -> list[np.ndarray]:
     """reference | driving skeleton | result, side by side."""
-    return [np.concatenate([animation.reference, skeleton, frame], axis=1) for skeleton, frame in zip(animation.skeletons, animation.frames)]
+    return [
+        np.concatenate([animation.reference, skeleton, frame], axis=1)
+        for skeleton, frame in zip(animation.skeletons, animation.frames)
+    ]

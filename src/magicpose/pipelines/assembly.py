@@ -81,7 +81,9 @@ def load(
         if motion_adapter:
             add_motion_module(pipeline, motion_adapter)
     elif path.is_file():
-        raise InputError(f"{path} is neither a model folder nor an official checkpoint ({', '.join(OFFICIAL_SUFFIXES)})")
+        raise InputError(
+            f"{path} is neither a model folder nor an official checkpoint ({', '.join(OFFICIAL_SUFFIXES)})"
+        )
     elif not path.exists():
         raise MissingWeightsError(f"the model {path} does not exist; pass a model folder or an official checkpoint")
     else:
@@ -109,14 +111,19 @@ def sampling_recipe(source: str | Path | None = None) -> dict:
     from magicpose.pipelines.pipeline_magicpose import RECIPE_KEYS, MagicPosePipeline
 
     path = Path(source) if source is not None else default_model_folder()
-    defaults = {key: parameter.default for key, parameter in inspect.signature(MagicPosePipeline).parameters.items()
-                if key in RECIPE_KEYS}  # fmt: skip
+    defaults = {
+        key: parameter.default
+        for key, parameter in inspect.signature(MagicPosePipeline).parameters.items()
+        if key in RECIPE_KEYS
+    }
     if not (path / "model_index.json").is_file():
         return defaults
     try:
         saved = json.loads((path / "model_index.json").read_text())
     except (OSError, ValueError) as error:
-        raise InputError(f"{path / 'model_index.json'} is not readable JSON ({error}); re-export or re-convert the model") from error
+        raise InputError(
+            f"{path / 'model_index.json'} is not readable JSON ({error}); re-export or re-convert the model"
+        ) from error
     return {key: saved.get(key, default) for key, default in defaults.items()}
 
 
@@ -165,7 +172,9 @@ def add_motion_module(pipeline, source: str | Path):
     return pipeline
 
 
-def pipeline_from_official(checkpoint: str | Path, config: str | Path | None = None, sd15: str | Path | None = None, dtype=None):
+def pipeline_from_official(
+    checkpoint: str | Path, config: str | Path | None = None, sd15: str | Path | None = None, dtype=None
+):
     """Convert an official `model_state-*.th` in memory. `sd15` (optional) supplies the tokenizer for text prompts.
 
     The file is memory-mapped and every network is built around its tensors (cast one by one where

@@ -32,14 +32,26 @@ def unit_float(image):
     return image
 
 
-RECIPE_KEYS = ("num_inference_steps", "guidance_scale", "guidance_interval", "start_from_reference",
-               "window_frames", "window_overlap")  # fmt: skip
+RECIPE_KEYS = (
+    "num_inference_steps",
+    "guidance_scale",
+    "guidance_interval",
+    "start_from_reference",
+    "window_frames",
+    "window_overlap",
+)
 MAX_STEPS = 1000  # the noise schedule's length
 MAX_GUIDANCE = 30.0  # far above any useful scale (official 7); larger ones saturate every pixel
 
 
-def check_recipe(num_inference_steps=None, guidance_scale=None, guidance_interval=None, start_from_reference=None,
-                 window_frames=None, window_overlap=None) -> None:  # fmt: skip
+def check_recipe(
+    num_inference_steps=None,
+    guidance_scale=None,
+    guidance_interval=None,
+    start_from_reference=None,
+    window_frames=None,
+    window_overlap=None,
+) -> None:
     """Raise `InputError` (a ValueError) naming the first sampling setting out of range; None is not checked."""
     if num_inference_steps is not None and not 1 <= num_inference_steps <= MAX_STEPS:
         raise InputError(f"steps must be from 1 to {MAX_STEPS}, got {num_inference_steps}")
@@ -183,12 +195,18 @@ class MagicPosePipeline(DiffusionPipeline):
         if isinstance(poses, torch.Tensor):
             if poses.ndim != 4 or poses.shape[1] != 3:
                 raise ValueError(f"pose tensor must be (N, 3, H, W) in [0, 1], got {tuple(poses.shape)}")
-            poses = torch.nn.functional.interpolate(poses, size=(height, width), mode="bilinear") if poses.shape[-2:] != (height, width) else poses
+            poses = (
+                torch.nn.functional.interpolate(poses, size=(height, width), mode="bilinear")
+                if poses.shape[-2:] != (height, width)
+                else poses
+            )
             return poses.to(self._execution_device, self.unet.dtype)
         if len(poses) == 0:
             raise ValueError("no pose frames were given")
         poses = [unit_float(pose) for pose in poses]
-        return self.pose_processor.preprocess(poses, height=height, width=width).to(self._execution_device, self.unet.dtype)
+        return self.pose_processor.preprocess(poses, height=height, width=width).to(
+            self._execution_device, self.unet.dtype
+        )
 
     @property
     def pose_scale_factor(self) -> int:
@@ -226,10 +244,18 @@ class MagicPosePipeline(DiffusionPipeline):
         """
         if start_from_reference is None:
             start_from_reference = reference_latents is not None and bool(self.config.start_from_reference)
-        recipe = self.recipe(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                             guidance_interval=guidance_interval, window_frames=window_frames, window_overlap=window_overlap)
+        recipe = self.recipe(
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            guidance_interval=guidance_interval,
+            window_frames=window_frames,
+            window_overlap=window_overlap,
+        )
         num_inference_steps, guidance_scale, guidance_interval = (
-            recipe["num_inference_steps"], recipe["guidance_scale"], recipe["guidance_interval"])
+            recipe["num_inference_steps"],
+            recipe["guidance_scale"],
+            recipe["guidance_interval"],
+        )
         frames = pose_images.shape[0]
         latents = latents.expand(frames, -1, -1, -1).clone() if latents.shape[0] == 1 else latents.clone()
         if latents.shape[0] != frames:
@@ -258,18 +284,30 @@ class MagicPosePipeline(DiffusionPipeline):
                 if is_motion_unet(self.unet):
                     # Frames of a clip attend to each other: overlapping windows, each one clip, blended.
                     noise_pred = denoise_in_windows(
-                        model, model_input, t, context, pose_images, features, scale,
-                        window=recipe["window_frames"], overlap=recipe["window_overlap"], frame_chunk_size=frame_chunk_size,
+                        model,
+                        model_input,
+                        t,
+                        context,
+                        pose_images,
+                        features,
+                        scale,
+                        window=recipe["window_frames"],
+                        overlap=recipe["window_overlap"],
+                        frame_chunk_size=frame_chunk_size,
                     )
                     progress.update(frames)
                 else:
                     chunks = []
-                    for chunk, poses_chunk in zip(model_input.split(frame_chunk_size), pose_images.split(frame_chunk_size)):
-                        chunks.append(image_guidance(
-                            lambda: model(chunk, t, context, pose_images=poses_chunk, reference_features=features),
-                            lambda: model(chunk, t, context),
-                            scale,
-                        ))  # fmt: skip
+                    for chunk, poses_chunk in zip(
+                        model_input.split(frame_chunk_size), pose_images.split(frame_chunk_size)
+                    ):
+                        chunks.append(
+                            image_guidance(
+                                lambda: model(chunk, t, context, pose_images=poses_chunk, reference_features=features),
+                                lambda: model(chunk, t, context),
+                                scale,
+                            )
+                        )
                         progress.update(chunk.shape[0])
                     noise_pred = torch.cat(chunks)
                 latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
@@ -354,9 +392,17 @@ class MagicPosePipeline(DiffusionPipeline):
             latent_shape = (1, self.unet.config.in_channels, *latent_size)
             latents = randn_tensor(latent_shape, generator=generator, device=device, dtype=torch.float32)
         latents = self.denoise(
-            latents.to(device, dtype), reference_latents, pose_images, context,
-            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, eta=eta, generator=generator,
-            frame_chunk_size=frame_chunk_size, window_frames=window_frames, window_overlap=window_overlap,
+            latents.to(device, dtype),
+            reference_latents,
+            pose_images,
+            context,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            eta=eta,
+            generator=generator,
+            frame_chunk_size=frame_chunk_size,
+            window_frames=window_frames,
+            window_overlap=window_overlap,
             start_from_reference=start_from_reference if reference_latents is not None else False,  # None: the model's
             guidance_interval=guidance_interval,
         )

@@ -14,7 +14,8 @@ The appearance branch does not depend on the frames: one pass per step serves ev
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 

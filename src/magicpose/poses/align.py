@@ -28,13 +28,44 @@ NOSE, NECK, RIGHT_WRIST, LEFT_WRIST, RIGHT_ELBOW, LEFT_ELBOW = 0, 1, 4, 7, 3, 6
 
 # (parent, child) in breadth-first order from the neck: the 17 limbs OpenPose draws.
 BONES = (
-    (1, 2), (1, 5), (1, 8), (1, 11), (1, 0),
-    (2, 3), (5, 6), (8, 9), (11, 12), (0, 14), (0, 15),
-    (3, 4), (6, 7), (9, 10), (12, 13), (14, 16), (15, 17),
-)  # fmt: skip
+    (1, 2),
+    (1, 5),
+    (1, 8),
+    (1, 11),
+    (1, 0),
+    (2, 3),
+    (5, 6),
+    (8, 9),
+    (11, 12),
+    (0, 14),
+    (0, 15),
+    (3, 4),
+    (6, 7),
+    (9, 10),
+    (12, 13),
+    (14, 16),
+    (15, 17),
+)
 
 # COCO-18 left/right counterparts, for borrowing a bone the reference does not show.
-MIRROR_JOINT = {2: 5, 3: 6, 4: 7, 5: 2, 6: 3, 7: 4, 8: 11, 9: 12, 10: 13, 11: 8, 12: 9, 13: 10, 14: 15, 15: 14, 16: 17, 17: 16}
+MIRROR_JOINT = {
+    2: 5,
+    3: 6,
+    4: 7,
+    5: 2,
+    6: 3,
+    7: 4,
+    8: 11,
+    9: 12,
+    10: 13,
+    11: 8,
+    12: 9,
+    13: 10,
+    14: 15,
+    15: 14,
+    16: 17,
+    17: 16,
+}
 # Bones that measure overall body size (shoulders and torso), used for the global scale.
 TORSO_BONES = ((1, 2), (1, 5), (1, 8), (1, 11))
 TYPICAL_PERCENTILE = 90
@@ -104,16 +135,24 @@ class _Retarget:
         else:
             self.body_scale = _ratio(_spread_all(reference), typical_lengths([_spread_all(p) for p in frames])) or 1.0
 
-        self.bone_scale = {bone: _ratio(reference_lengths[bone], driving_lengths[bone]) or self.body_scale for bone in BONES}
+        self.bone_scale = {
+            bone: _ratio(reference_lengths[bone], driving_lengths[bone]) or self.body_scale for bone in BONES
+        }
 
         self.face_scale = _ratio(_spread(reference.face), typical_lengths([_spread(p.face) for p in frames]))
         if self.face_scale is None:
-            head = [self.bone_scale[b] for b in ((0, 14), (0, 15), (14, 16), (15, 17)) if reference_lengths[b] and driving_lengths[b]]
+            head = [
+                self.bone_scale[b]
+                for b in ((0, 14), (0, 15), (14, 16), (15, 17))
+                if reference_lengths[b] and driving_lengths[b]
+            ]
             self.face_scale = float(np.mean(head)) if head else self.body_scale
 
         self.hand_scale = {}
         for name, forearm in (("left_hand", (6, 7)), ("right_hand", (3, 4))):
-            scale = _ratio(_hand_size(reference.part(name)), typical_lengths([_hand_size(p.part(name)) for p in frames]))
+            scale = _ratio(
+                _hand_size(reference.part(name)), typical_lengths([_hand_size(p.part(name)) for p in frames])
+            )
             self.hand_scale[name] = scale or self.bone_scale[forearm]
 
         # Anchor: the driving neck at its first sighting goes to the reference neck.
@@ -123,7 +162,9 @@ class _Retarget:
             self.reference_anchor = reference.body[NECK, :2].copy()
         else:  # no neck on one side: match the centres of all points instead
             self.driving_anchor = _centre_all(frames)
-            self.reference_anchor = reference.present_points().mean(axis=0) if len(reference.present_points()) else self.driving_anchor
+            self.reference_anchor = (
+                reference.present_points().mean(axis=0) if len(reference.present_points()) else self.driving_anchor
+            )
 
     def place(self, xy: np.ndarray) -> np.ndarray:
         """The global similarity: driving pixels -> reference pixels at the body scale."""
@@ -150,7 +191,9 @@ class _Retarget:
         parts["left_hand"] = self._follow(pose.left_hand, body, out_body, LEFT_WRIST, self.hand_scale["left_hand"])
         return Pose(**parts)
 
-    def _follow(self, points: np.ndarray, body: np.ndarray, out_body: np.ndarray, parent: int, scale: float) -> np.ndarray:
+    def _follow(
+        self, points: np.ndarray, body: np.ndarray, out_body: np.ndarray, parent: int, scale: float
+    ) -> np.ndarray:
         """Move a face or hand rigidly with its parent joint and rescale it about that joint."""
         out = np.zeros_like(points)
         present = points[:, 2] > 0
@@ -198,4 +241,6 @@ def align_pose_sequence(driving: PoseSequence, reference: Pose, reference_size: 
         raise ValueError("the reference pose has no points; detect a person in the reference image first")
     retarget = _Retarget(driving, reference)
     width, height = reference_size
-    return PoseSequence([retarget(pose) for pose in driving.frames], int(width), int(height), driving.fps, driving.found.copy())
+    return PoseSequence(
+        [retarget(pose) for pose in driving.frames], int(width), int(height), driving.fps, driving.found.copy()
+    )

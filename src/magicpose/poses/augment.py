@@ -32,7 +32,9 @@ def mask_face_and_hands(
             raise ValueError(f"{name} must lie in [0, 1], got {probability}")
     draws = rng.random(3)
     out = pose.copy()
-    for part, draw, probability in zip(("face", "left_hand", "right_hand"), draws, (face_probability, hand_probability, hand_probability)):
+    for part, draw, probability in zip(
+        ("face", "left_hand", "right_hand"), draws, (face_probability, hand_probability, hand_probability)
+    ):
         if draw < probability:
             out.part(part)[:] = 0.0
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -24,7 +24,13 @@ from magicpose.poses.types import Pose, PoseSequence
 MODEL_COMPLEXITY = 1  # the only offline-capable setting, see the module docstring
 
 
-def _holistic(static_image_mode: bool, refine_face: bool, smooth: bool, min_detection_confidence: float, min_tracking_confidence: float):
+def _holistic(
+    static_image_mode: bool,
+    refine_face: bool,
+    smooth: bool,
+    min_detection_confidence: float,
+    min_tracking_confidence: float,
+):
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ start-up chatter
     import mediapipe as mp
 
@@ -77,7 +83,13 @@ class PoseDetector:
         self._image_model = None
 
     def _new_model(self, static_image_mode: bool):
-        return _holistic(static_image_mode, self.refine_face, self.smooth, self.min_detection_confidence, self.min_tracking_confidence)
+        return _holistic(
+            static_image_mode,
+            self.refine_face,
+            self.smooth,
+            self.min_detection_confidence,
+            self.min_tracking_confidence,
+        )
 
     def _pose(self, model, rgb: np.ndarray) -> Pose | None:
         height, width = rgb.shape[:2]
@@ -91,7 +103,9 @@ class PoseDetector:
             self._image_model = self._new_model(static_image_mode=True)
         return self._pose(self._image_model, rgb)
 
-    def detect_frames(self, frames: Iterable[np.ndarray], *, progress: bool = False, total: int | None = None) -> list[Pose | None]:
+    def detect_frames(
+        self, frames: Iterable[np.ndarray], *, progress: bool = False, total: int | None = None
+    ) -> list[Pose | None]:
         """Per-frame poses of one video in tracking mode; None where nobody was found."""
         poses = []
         with self._new_model(static_image_mode=False) as model:  # fresh tracker per video
@@ -119,7 +133,11 @@ class PoseDetector:
         if isinstance(source, (str, os.PathLike)):
             with VideoReader(source) as reader:
                 size, rate = (reader.width, reader.height), reader.fps
-                total = reader.frame_count if max_frames is None or reader.frame_count is None else min(reader.frame_count, max_frames)
+                total = (
+                    reader.frame_count
+                    if max_frames is None or reader.frame_count is None
+                    else min(reader.frame_count, max_frames)
+                )
                 poses = self.detect_frames(itertools.islice(reader, max_frames), progress=progress, total=total)
             name = str(source)
         else:
@@ -131,7 +149,9 @@ class PoseDetector:
         if not poses:
             raise InputError(f"{name} contains no frames; pass a video with at least one frame")
         if all(pose is None for pose in poses):
-            raise InputError(f"no person found in any of the {len(poses)} frames of {name}; pass a video showing a person")
+            raise InputError(
+                f"no person found in any of the {len(poses)} frames of {name}; pass a video showing a person"
+            )
         filled, found = fill_missing(poses, self.max_interpolation_gap)
         # Decoded frames may be rotated upright from the container's size; trust the pixels.
         return PoseSequence(filled, size[0], size[1], float(fps or rate), found)
@@ -141,7 +161,7 @@ class PoseDetector:
             self._image_model.close()
             self._image_model = None
 
-    def __enter__(self) -> "PoseDetector":
+    def __enter__(self) -> PoseDetector:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,7 +25,9 @@ def _blend(before: Pose, after: Pose, weight: float) -> Pose:
     return Pose(**parts)
 
 
-def fill_missing(poses: Sequence[Pose | None], max_gap: int = DEFAULT_MAX_INTERPOLATION_GAP) -> tuple[list[Pose], np.ndarray]:
+def fill_missing(
+    poses: Sequence[Pose | None], max_gap: int = DEFAULT_MAX_INTERPOLATION_GAP
+) -> tuple[list[Pose], np.ndarray]:
     """Replace None entries; returns (poses, found) where found marks the detected frames.
 
     Gaps of at most `max_gap` frames between two detections are interpolated linearly; longer
@@ -45,7 +47,9 @@ def fill_missing(poses: Sequence[Pose | None], max_gap: int = DEFAULT_MAX_INTERP
         previous = indices[indices < index]
         following = indices[indices > index]
         if len(previous) == 0 or len(following) == 0:
-            filled.append(poses[(following if len(previous) == 0 else previous)[0 if len(previous) == 0 else -1]].copy())
+            filled.append(
+                poses[(following if len(previous) == 0 else previous)[0 if len(previous) == 0 else -1]].copy()
+            )
             continue
         start, end = previous[-1], following[0]
         weight = (index - start) / (end - start)

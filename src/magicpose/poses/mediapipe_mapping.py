@@ -55,16 +55,75 @@ HAND_TO_OPENPOSE = tuple(range(NUM_HAND))
 # from the right corner, 60-67 inner lips from the right corner. Mirrored mesh pairs were chosen for
 # the two sides, so a frontal face maps symmetrically.
 FACE_MESH_TO_OPENPOSE_68 = (
-    127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356,  # jaw
-    70, 63, 105, 66, 107,  # right brow
-    336, 296, 334, 293, 300,  # left brow
-    168, 197, 5, 4,  # nose bridge
-    75, 97, 2, 326, 305,  # nostrils
-    33, 160, 158, 133, 153, 144,  # right eye
-    362, 385, 387, 263, 373, 380,  # left eye
-    61, 40, 37, 0, 267, 270, 291, 321, 314, 17, 84, 91,  # outer lips
-    78, 81, 13, 311, 308, 402, 14, 178,  # inner lips
-)  # fmt: skip
+    127,
+    234,
+    93,
+    132,
+    58,
+    136,
+    150,
+    176,
+    152,
+    400,
+    379,
+    365,
+    288,
+    361,
+    323,
+    454,
+    356,  # jaw
+    70,
+    63,
+    105,
+    66,
+    107,  # right brow
+    336,
+    296,
+    334,
+    293,
+    300,  # left brow
+    168,
+    197,
+    5,
+    4,  # nose bridge
+    75,
+    97,
+    2,
+    326,
+    305,  # nostrils
+    33,
+    160,
+    158,
+    133,
+    153,
+    144,  # right eye
+    362,
+    385,
+    387,
+    263,
+    373,
+    380,  # left eye
+    61,
+    40,
+    37,
+    0,
+    267,
+    270,
+    291,
+    321,
+    314,
+    17,
+    84,
+    91,  # outer lips
+    78,
+    81,
+    13,
+    311,
+    308,
+    402,
+    14,
+    178,  # inner lips
+)
 
 # OpenPose 68 / 69 are the right / left pupils. With `refine_face_landmarks` the mesh has 478
 # points and 468 / 473 are the centres of the right / left iris; without it we use the eye
@@ -86,7 +145,7 @@ class HolisticLandmarks:
     right_hand: np.ndarray | None = None
 
     @classmethod
-    def from_results(cls, results, width: int, height: int) -> "HolisticLandmarks":
+    def from_results(cls, results, width: int, height: int) -> HolisticLandmarks:
         """Convert a `mp.solutions.holistic` result (normalised landmarks) to pixels."""
 
         def pixels(landmarks, with_visibility: bool = False):
@@ -106,10 +165,14 @@ class HolisticLandmarks:
         )
 
     @classmethod
-    def from_dict(cls, data: dict) -> "HolisticLandmarks":
+    def from_dict(cls, data: dict) -> HolisticLandmarks:
         """Read the layout of `reference/real_media/mediapipe_holistic_landmarks_images.json`."""
-        return cls(**{name: None if data.get(name) is None else np.asarray(data[name], dtype=np.float64)
-                      for name in ("pose", "face", "left_hand", "right_hand")})  # fmt: skip
+        return cls(
+            **{
+                name: None if data.get(name) is None else np.asarray(data[name], dtype=np.float64)
+                for name in ("pose", "face", "left_hand", "right_hand")
+            }
+        )
 
     @property
     def empty(self) -> bool:
@@ -159,7 +222,9 @@ def map_face(mesh: np.ndarray | None, width: int, height: int) -> np.ndarray:
     return face
 
 
-def holistic_to_pose(landmarks: HolisticLandmarks, width: int, height: int, min_visibility: float = 0.3) -> Pose | None:
+def holistic_to_pose(
+    landmarks: HolisticLandmarks, width: int, height: int, min_visibility: float = 0.3
+) -> Pose | None:
     """The OpenPose-layout pose of one Holistic result, or None if nothing of a person is present."""
     pose = Pose(
         body=map_body(landmarks.pose, width, height, min_visibility),

@@ -17,10 +17,25 @@ NUM_HAND = 21
 NUM_FACE = 70
 
 BODY_NAMES = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "right_eye", "left_eye", "right_ear", "left_ear",
-)  # fmt: skip
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+)
 
 
 def _points(array, count: int, name: str) -> np.ndarray:
@@ -62,10 +77,10 @@ class Pose:
         """Whether any point of the part is present."""
         return bool((self.part(name)[:, 2] > 0).any())
 
-    def copy(self) -> "Pose":
+    def copy(self) -> Pose:
         return Pose(self.body, self.left_hand, self.right_hand, self.face)
 
-    def transformed(self, scale: float | np.ndarray, offset: np.ndarray) -> "Pose":
+    def transformed(self, scale: float | np.ndarray, offset: np.ndarray) -> Pose:
         """x' = scale * x + offset for every present point; missing points keep their values."""
         out = self.copy()
         for name in self.PARTS:

@@ -36,7 +36,9 @@ def checkpoint_dir(out: str | Path) -> Path:
 
 
 def latest_checkpoint(out: str | Path) -> Path | None:
-    found = sorted((p for p in checkpoint_dir(out).glob("step-*") if _NAME.match(p.name) and p.is_dir()), key=lambda p: p.name)
+    found = sorted(
+        (p for p in checkpoint_dir(out).glob("step-*") if _NAME.match(p.name) and p.is_dir()), key=lambda p: p.name
+    )
     return found[-1] if found else None
 
 
@@ -46,8 +48,12 @@ def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def rng_state(generator: torch.Generator) -> dict:
-    state = {"generator": generator.get_state(), "torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-             "python": random.getstate()}  # fmt: skip
+    state = {
+        "generator": generator.get_state(),
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -62,8 +68,9 @@ def restore_rng(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(accelerator, out, step: int, module, optimizer, lr_scheduler, generator, config: dict, keep: int,
-                    ema=None) -> Path:
+def save_checkpoint(
+    accelerator, out, step: int, module, optimizer, lr_scheduler, generator, config: dict, keep: int, ema=None
+) -> Path:
     """Write step `step` atomically (all ranks call this); keep the newest `keep` checkpoints."""
     root = checkpoint_dir(out)
     final = root / f"step-{step:06d}"
@@ -78,8 +85,15 @@ def save_checkpoint(accelerator, out, step: int, module, optimizer, lr_scheduler
         torch.save(optimizer.state_dict(), partial / "optimizer.pt")
         if ema is not None:
             torch.save(ema.state_dict(), partial / "ema.pt")
-        torch.save({"step": step, "lr_scheduler": lr_scheduler.state_dict(), "config": config,
-                    "world_size": accelerator.num_processes}, partial / "state.pt")  # fmt: skip
+        torch.save(
+            {
+                "step": step,
+                "lr_scheduler": lr_scheduler.state_dict(),
+                "config": config,
+                "world_size": accelerator.num_processes,
+            },
+            partial / "state.pt",
+        )
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if final.exists():
@@ -95,8 +109,10 @@ def load_checkpoint(accelerator, folder: Path, module, optimizer, lr_scheduler, 
     """Restore everything `save_checkpoint` wrote but the EMA (`load_ema`); returns the step to continue from."""
     state = torch.load(folder / "state.pt", weights_only=False)
     if state["world_size"] != accelerator.num_processes:
-        raise InputError(f"{folder} was written by {state['world_size']} processes, this run has "
-                         f"{accelerator.num_processes}; resume with the same number to continue exactly")  # fmt: skip
+        raise InputError(
+            f"{folder} was written by {state['world_size']} processes, this run has "
+            f"{accelerator.num_processes}; resume with the same number to continue exactly"
+        )
     model = accelerator.unwrap_model(module)
     missing = set(trainable_state(model)) - set(weights := load_file(folder / "trainable.safetensors"))
     if missing:

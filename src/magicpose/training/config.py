@@ -56,7 +56,9 @@ class DataConfig:
     hand_mask_probability: float = 0.5
     puppet_videos: int | None = None  # puppet world: number of training identities (null: the whole split)
     puppet_frames: int = 120
-    puppet_size: int | None = None  # puppet world: render size (null: `size`); larger + random crops = native-scale patches
+    puppet_size: int | None = (
+        None  # puppet world: render size (null: `size`); larger + random crops = native-scale patches
+    )
     num_workers: int = 0
     validation_source: str | None = None  # default: the puppet "val" split, or `source`
     validation_split: str | None = "val"
@@ -79,8 +81,12 @@ class TrainConfig:
     mixed_precision: str = "no"  # no | fp16 | bf16
     gradient_checkpointing: bool = False
     image_guidance_dropout: float = 0.0  # probability of dropping reference and pose (official: 0)
-    ema_decay: float | None = None  # EMA of the trained weights (e.g. 0.9999), checkpointed; validation and export use it
-    shared_noise: float = 0.0  # motion stage: fraction of the noise variance a clip's frames share (0: AnimateDiff's independent noise)
+    ema_decay: float | None = (
+        None  # EMA of the trained weights (e.g. 0.9999), checkpointed; validation and export use it
+    )
+    shared_noise: float = (
+        0.0  # motion stage: fraction of the noise variance a clip's frames share (0: AnimateDiff's independent noise)
+    )
     kl_weight: float = 1e-6  # VAE stage only
     seed: int = 42
     cpu: bool = False  # force CPU even where CUDA exists
@@ -93,7 +99,9 @@ class OutputConfig:
     keep_checkpoints: int = 2
     validate_every: int = 500  # 0: never
     validation_samples: int = 4
-    validation_inference_steps: int | None = None  # null: sampling.num_inference_steps (the grids sample as the export)
+    validation_inference_steps: int | None = (
+        None  # null: sampling.num_inference_steps (the grids sample as the export)
+    )
     validation_guidance_scale: float | None = None  # null: sampling.guidance_scale
     log_every: int = 10
 
@@ -160,7 +168,9 @@ def apply_override(raw: dict, override: str) -> None:
 def config_from_dict(raw: dict, where: str = "config") -> TrainingConfig:
     unknown = set(raw) - {f.name for f in dataclasses.fields(TrainingConfig)}
     if unknown:
-        raise InputError(f"{where}: unknown section(s) {sorted(unknown)}; expected stage, model, data, train, output, sampling")
+        raise InputError(
+            f"{where}: unknown section(s) {sorted(unknown)}; expected stage, model, data, train, output, sampling"
+        )
     sections = {}
     for section in dataclasses.fields(TrainingConfig):
         if section.name == "stage":
@@ -168,14 +178,23 @@ def config_from_dict(raw: dict, where: str = "config") -> TrainingConfig:
         values = raw.get(section.name) or {}
         if not isinstance(values, dict):
             raise InputError(f"{where}: section {section.name} must be a mapping")
-        sections[section.name] = _build(section.type if isinstance(section.type, type) else _SECTIONS[section.name], values, f"{where}: {section.name}")
+        sections[section.name] = _build(
+            section.type if isinstance(section.type, type) else _SECTIONS[section.name],
+            values,
+            f"{where}: {section.name}",
+        )
     config = TrainingConfig(stage=raw.get("stage"), **sections)
     validate(config, where)
     return config
 
 
-_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "output": OutputConfig,
-             "sampling": SamplingConfig}
+_SECTIONS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "output": OutputConfig,
+    "sampling": SamplingConfig,
+}
 
 
 def _build(cls, values: dict, where: str):
@@ -239,22 +258,42 @@ def validate(config: TrainingConfig, where: str = "config") -> None:
         (o.checkpoint_every >= 1, "output.checkpoint_every must be at least 1"),
         (o.keep_checkpoints >= 1, "output.keep_checkpoints must be at least 1"),
         (o.validate_every >= 0, "output.validate_every must be 0 (off) or positive"),
-        (o.validation_inference_steps is None or 1 <= o.validation_inference_steps <= 1000,
-         f"output.validation_inference_steps must be null (sampling.num_inference_steps) or from 1 to 1000, got {o.validation_inference_steps}"),
-        (o.validation_guidance_scale is None or (math.isfinite(o.validation_guidance_scale) and o.validation_guidance_scale >= 0),
-         f"output.validation_guidance_scale must be null (sampling.guidance_scale) or 0 or more, got {o.validation_guidance_scale}"),
+        (
+            o.validation_inference_steps is None or 1 <= o.validation_inference_steps <= 1000,
+            f"output.validation_inference_steps must be null (sampling.num_inference_steps) or from 1 to 1000, "
+            f"got {o.validation_inference_steps}",
+        ),
+        (
+            o.validation_guidance_scale is None
+            or (math.isfinite(o.validation_guidance_scale) and o.validation_guidance_scale >= 0),
+            f"output.validation_guidance_scale must be null (sampling.guidance_scale) or 0 or more, "
+            f"got {o.validation_guidance_scale}",
+        ),
         (config.model.preset in ("tiny", "puppet", "sd15"), "model.preset must be tiny, puppet or sd15"),
-        (s.scheduler in SAMPLING_SCHEDULERS,
-         f"sampling.scheduler must be one of {', '.join(SAMPLING_SCHEDULERS)}, got {s.scheduler!r}"),
-        (1 <= s.num_inference_steps <= 1000, f"sampling.num_inference_steps must be from 1 to 1000, got {s.num_inference_steps}"),
-        (math.isfinite(s.guidance_scale) and s.guidance_scale >= 0,
-         f"sampling.guidance_scale must be 0 or more (1: no guidance), got {s.guidance_scale}"),
-        (s.guidance_interval is None or 0 <= s.guidance_interval[0] < s.guidance_interval[1] <= 1000,
-         "sampling.guidance_interval must be null or [low, high] with 0 <= low < high <= 1000 (training timesteps), "
-         f"got {list(s.guidance_interval or ())}"),
+        (
+            s.scheduler in SAMPLING_SCHEDULERS,
+            f"sampling.scheduler must be one of {', '.join(SAMPLING_SCHEDULERS)}, got {s.scheduler!r}",
+        ),
+        (
+            1 <= s.num_inference_steps <= 1000,
+            f"sampling.num_inference_steps must be from 1 to 1000, got {s.num_inference_steps}",
+        ),
+        (
+            math.isfinite(s.guidance_scale) and s.guidance_scale >= 0,
+            f"sampling.guidance_scale must be 0 or more (1: no guidance), got {s.guidance_scale}",
+        ),
+        (
+            s.guidance_interval is None or 0 <= s.guidance_interval[0] < s.guidance_interval[1] <= 1000,
+            "sampling.guidance_interval must be null or [low, high] with 0 <= low < high <= 1000 "
+            "(training timesteps), "
+            f"got {list(s.guidance_interval or ())}",
+        ),
         (s.window_frames >= 1, f"sampling.window_frames must be at least 1, got {s.window_frames}"),
-        (0 <= s.window_overlap < s.window_frames,
-         f"sampling.window_overlap must be from 0 to sampling.window_frames - 1 ({s.window_frames - 1}), got {s.window_overlap}"),
+        (
+            0 <= s.window_overlap < s.window_frames,
+            f"sampling.window_overlap must be from 0 to sampling.window_frames - 1 ({s.window_frames - 1}), "
+            f"got {s.window_overlap}",
+        ),
     ]
     for ok, message in checks:
         if not ok:

@@ -9,7 +9,7 @@ sees exactly the batches an uninterrupted run would have seen.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -33,8 +33,14 @@ def training_dataset(config: TrainingConfig, clips: bool = False) -> Dataset:
 
     data = config.data
     videos = open_collection(data.source, data.split, data, data.puppet_videos)
-    options = dict(size=data.size, crop=data.crop, crop_scale=data.crop_scale, seed=config.train.seed,
-                   face_mask_probability=data.face_mask_probability, hand_mask_probability=data.hand_mask_probability)  # fmt: skip
+    options = dict(
+        size=data.size,
+        crop=data.crop,
+        crop_scale=data.crop_scale,
+        seed=config.train.seed,
+        face_mask_probability=data.face_mask_probability,
+        hand_mask_probability=data.hand_mask_probability,
+    )
     return ClipDataset(videos, **options) if clips else PairDataset(videos, **options)
 
 
@@ -87,6 +93,7 @@ class StepBatches(Sampler[list[int]]):
 
 
 def batches(dataset: Dataset, sampler: StepBatches, num_workers: int) -> Iterator[dict]:
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
-                        persistent_workers=num_workers > 0)  # fmt: skip
+    loader = DataLoader(
+        dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate, persistent_workers=num_workers > 0
+    )
     return iter(loader)

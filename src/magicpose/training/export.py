@@ -70,7 +70,11 @@ def export_components(parts: dict, out: str | Path, sampling: SamplingConfig | N
     from magicpose.pipelines.assembly import save_pipeline_atomically
 
     out = Path(out)
-    parts = {name: module.float() if hasattr(module, "float") else module for name, module in parts.items() if module is not None}
+    parts = {
+        name: module.float() if hasattr(module, "float") else module
+        for name, module in parts.items()
+        if module is not None
+    }
     if all(name in parts for name in PIPELINE_PARTS):
         return save_pipeline_atomically(pipeline_for(parts, sampling), out, overwrite=True)
     out.parent.mkdir(parents=True, exist_ok=True)

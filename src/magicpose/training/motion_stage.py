@@ -94,8 +94,11 @@ class MotionStage(torch.nn.Module):
         for clip in range(clips):
             span = slice(clip * frames, (clip + 1) * frames)
             clip_features = {name: tokens[clip : clip + 1] for name, tokens in features.items()}
-            eps.append(self.model(noisy[span], timesteps[span], context, pose_images=poses[span],
-                                  reference_features=clip_features))  # fmt: skip
+            eps.append(
+                self.model(
+                    noisy[span], timesteps[span], context, pose_images=poses[span], reference_features=clip_features
+                )
+            )
         eps = torch.cat(eps)
         return F.mse_loss(eps.float(), noise.float())
 
@@ -112,8 +115,12 @@ class MotionStage(torch.nn.Module):
         poses = batch["pose_image"][0].to(device, dtype)
         reference = batch["reference"][:1].to(device, dtype)
         generated = sample_as_exported(self.model, vae, self.text_context, sampling, reference, poses, noise_batch=1)
-        return [("reference", unit(reference.expand(rows, -1, -1, -1))), ("pose", poses[:rows].float().cpu()),
-                ("generated", unit(generated[:rows])), ("ground truth", unit(target[:rows]))]  # fmt: skip
+        return [
+            ("reference", unit(reference.expand(rows, -1, -1, -1))),
+            ("pose", poses[:rows].float().cpu()),
+            ("generated", unit(generated[:rows])),
+            ("ground truth", unit(target[:rows])),
+        ]
 
     def exported(self) -> dict:
         """The trained temporal layers as a `MotionAdapter` folder (`MotionAdapter.from_pretrained`)."""

@@ -18,7 +18,7 @@ t ~ U{0..999} on the scaled-linear schedule, z = VAE posterior sample * scaling 
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +66,9 @@ def load_components(model: ModelConfig) -> dict:
             with torch.random.fork_rng():
                 torch.manual_seed(model.seed)
                 components["pose_control"] = ControlNetModel.from_unet(
-                    components["unet"], conditioning_channels=3, **({"conditioning_embedding_out_channels": hint} if hint else {})
+                    components["unet"],
+                    conditioning_channels=3,
+                    **({"conditioning_embedding_out_channels": hint} if hint else {}),
                 )
     from magicpose.pipelines.schedulers import official_ddim_scheduler
 
@@ -103,7 +105,9 @@ def _preset_parts(preset: str, seed: int, wanted: set[str]) -> dict:
         if "pose_control" in draw:
             hint = configs["pose_control"].get("conditioning_embedding_out_channels")
             parts["pose_control"] = ControlNetModel.from_unet(
-                parts["unet"], conditioning_channels=3, **({"conditioning_embedding_out_channels": hint} if hint else {})
+                parts["unet"],
+                conditioning_channels=3,
+                **({"conditioning_embedding_out_channels": hint} if hint else {}),
             )
         if "vae" in draw:
             parts["vae"] = AutoencoderKL(**configs["vae"])
@@ -143,8 +147,10 @@ def _load_folder(cls, path: str, name: str):
 
     missing = component_missing(Path(path), label=f"{path}/")
     if missing:
-        raise InputError(f"model.{name}: {path} is not a complete component folder (missing {', '.join(missing)}); "
-                         "point it at a folder written by a stage's export, e.g. runs/puppet/vae/export/vae")  # fmt: skip
+        raise InputError(
+            f"model.{name}: {path} is not a complete component folder (missing {', '.join(missing)}); "
+            "point it at a folder written by a stage's export, e.g. runs/puppet/vae/export/vae"
+        )
     return cls.from_pretrained(path)
 
 
@@ -175,7 +181,9 @@ class _Denoising(torch.nn.Module):
     def noised(self, latents: torch.Tensor, generator: torch.Generator):
         """(x_t, t, eps) for random t and eps drawn from `generator` (on the CPU, so every device agrees)."""
         noise = torch.randn(latents.shape, generator=generator).to(latents)
-        timesteps = torch.randint(0, self.schedule.config.num_train_timesteps, (latents.shape[0],), generator=generator)
+        timesteps = torch.randint(
+            0, self.schedule.config.num_train_timesteps, (latents.shape[0],), generator=generator
+        )
         timesteps = timesteps.to(latents.device)
         return self.schedule.add_noise(latents, noise, timesteps), timesteps, noise
 
@@ -202,7 +210,10 @@ class VaeStage(torch.nn.Module):
         posterior = self.vae.encode(images).latent_dist
         noise = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)
         reconstruction = self.vae.decode(posterior.mean + posterior.std * noise).sample
-        return F.mse_loss(reconstruction.float(), images.float()) + self.kl_weight * posterior.kl().mean() / images[0].numel()
+        return (
+            F.mse_loss(reconstruction.float(), images.float())
+            + self.kl_weight * posterior.kl().mean() / images[0].numel()
+        )
 
     def exported(self) -> dict:
         return {"vae": self.vae}
@@ -242,10 +253,21 @@ class ControlNetStage(_Denoising):
 
     def eps(self, noisy, timesteps, pose_images):
         context = self.context(noisy.shape[0])
-        down, mid = self.pose_control(noisy, timesteps, encoder_hidden_states=context,
-                                      controlnet_cond=pose_images.to(noisy.dtype), return_dict=False)  # fmt: skip
-        return self.unet(noisy, timesteps, encoder_hidden_states=context, down_block_additional_residuals=down,
-                         mid_block_additional_residual=mid, return_dict=False)[0]  # fmt: skip
+        down, mid = self.pose_control(
+            noisy,
+            timesteps,
+            encoder_hidden_states=context,
+            controlnet_cond=pose_images.to(noisy.dtype),
+            return_dict=False,
+        )
+        return self.unet(
+            noisy,
+            timesteps,
+            encoder_hidden_states=context,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+            return_dict=False,
+        )[0]
 
     def exported(self) -> dict:
         return {"pose_control": self.pose_control}
@@ -275,12 +297,19 @@ class MagicPoseStage(_Denoising):
         if self.dropout > 0:
             keep = (torch.rand(noisy.shape[0], generator=generator) >= self.dropout).to(noisy.device)
         pose = batch["pose_image"].to(noisy.dtype) if self.stage == "pose" else None
-        eps = self.model(noisy, timesteps, self.context(1), reference_latents=reference, pose_images=pose, condition_mask=keep)
+        eps = self.model(
+            noisy, timesteps, self.context(1), reference_latents=reference, pose_images=pose, condition_mask=keep
+        )
         return F.mse_loss(eps.float(), noise.float())
 
     def exported(self) -> dict:
-        return {"unet": self.model.unet, "appearance_control": self.model.appearance_control,
-                "pose_control": self.model.pose_control, "vae": self.vae, "text_context": self.text_context}  # fmt: skip
+        return {
+            "unet": self.model.unet,
+            "appearance_control": self.model.appearance_control,
+            "pose_control": self.model.pose_control,
+            "vae": self.vae,
+            "text_context": self.text_context,
+        }
 
 
 def _motion_stage(components: dict, config: TrainingConfig):
@@ -314,8 +343,11 @@ def register_stage(name: str, builder: Callable[[dict, TrainingConfig], torch.nn
 def build_stage(config: TrainingConfig, components: dict | None = None) -> torch.nn.Module:
     components = load_components(config.model) if components is None else components
     if config.stage == "appearance" and "pose_control" not in components.get("loaded", ()):
-        warnings.warn("stage 1 trains no pose ControlNet and none was given (model.pose_control): "
-                      "its export carries an untrained one", stacklevel=2)  # fmt: skip
+        warnings.warn(
+            "stage 1 trains no pose ControlNet and none was given (model.pose_control): "
+            "its export carries an untrained one",
+            stacklevel=2,
+        )
     module = STAGE_BUILDERS[config.stage](components, config)
     if config.train.gradient_checkpointing:
         for sub in module.modules():

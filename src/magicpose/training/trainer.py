@@ -20,7 +20,13 @@ import torch
 from tqdm.auto import tqdm
 
 from magicpose.errors import InputError
-from magicpose.training.checkpointing import TrainingDiverged, latest_checkpoint, load_checkpoint, load_ema, save_checkpoint
+from magicpose.training.checkpointing import (
+    TrainingDiverged,
+    latest_checkpoint,
+    load_checkpoint,
+    load_ema,
+    save_checkpoint,
+)
 from magicpose.training.config import TrainConfig, TrainingConfig
 from magicpose.training.data import StepBatches, batches, training_dataset, validation_batch
 from magicpose.training.stages import CLIP_STAGES, VaeStage, build_stage, trainable_parameters
@@ -35,8 +41,11 @@ def make_optimizer(parameters, train: TrainConfig) -> torch.optim.Optimizer:
 
             return bitsandbytes.optim.AdamW8bit(parameters, **options)
         except ImportError:
-            warnings.warn("train.use_8bit_adam: bitsandbytes is not installed; using torch AdamW "
-                          "(pip install bitsandbytes on a CUDA machine for 8-bit Adam)", stacklevel=2)  # fmt: skip
+            warnings.warn(
+                "train.use_8bit_adam: bitsandbytes is not installed; using torch AdamW "
+                "(pip install bitsandbytes on a CUDA machine for 8-bit Adam)",
+                stacklevel=2,
+            )
     return torch.optim.AdamW(parameters, **options)
 
 
@@ -68,14 +77,18 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
     )
     main = accelerator.is_main_process
     if not resume and latest_checkpoint(out) is not None:
-        raise InputError(f"{out} already holds checkpoints; pass --resume to continue, or set output.dir=ANOTHER_FOLDER")
+        raise InputError(
+            f"{out} already holds checkpoints; pass --resume to continue, or set output.dir=ANOTHER_FOLDER"
+        )
 
     # Model, optimizer, schedule. Stage modules return their loss, so DDP wraps one module per stage.
     torch.manual_seed(t.seed)
     stage = build_stage(config)
     parameters = trainable_parameters(stage)
     optimizer = make_optimizer(parameters, t)
-    lr_scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.lr_warmup_steps, num_training_steps=t.max_steps)
+    lr_scheduler = get_scheduler(
+        t.lr_scheduler, optimizer, num_warmup_steps=t.lr_warmup_steps, num_training_steps=t.max_steps
+    )
     stage, optimizer = accelerator.prepare(stage, optimizer)  # the LR schedule steps once per optimizer step, by us
     generator = torch.Generator().manual_seed(t.seed * 1_000 + accelerator.process_index)  # noise, t, dropout
 
@@ -96,10 +109,18 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
 
     # Data: each rank takes its own slice of every step's samples (see training/data.py).
     dataset = training_dataset(config, clips=config.stage in CLIP_STAGES)
-    sampler = StepBatches(len(dataset), t.batch_size, accelerator.process_index, accelerator.num_processes,
-                          t.seed, start=step * t.gradient_accumulation_steps)  # fmt: skip
+    sampler = StepBatches(
+        len(dataset),
+        t.batch_size,
+        accelerator.process_index,
+        accelerator.num_processes,
+        t.seed,
+        start=step * t.gradient_accumulation_steps,
+    )
     data = batches(dataset, sampler, config.data.num_workers)
-    held_out = validation_batch(config, config.output.validation_samples, clips=config.stage in CLIP_STAGES) if main else None
+    held_out = (
+        validation_batch(config, config.output.validation_samples, clips=config.stage in CLIP_STAGES) if main else None
+    )
 
     if main:
         accelerator.init_trackers(config.stage)
@@ -131,21 +152,42 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
             ema.step(parameters)
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        out_of_time = t.max_minutes is not None and _any_rank(accelerator, time.perf_counter() - run_started > 60 * t.max_minutes)
+        out_of_time = t.max_minutes is not None and _any_rank(
+            accelerator, time.perf_counter() - run_started > 60 * t.max_minutes
+        )
 
         loss_value = accelerator.reduce(step_loss, "mean").item()
         seconds = time.perf_counter() - started
         progress.update(1)
         progress.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{samples_per_step / seconds:.1f}")
         if step % config.output.log_every == 0 or step == t.max_steps:
-            accelerator.log({"loss": loss_value, "lr": lr_scheduler.get_last_lr()[0],
-                             "samples_per_second": samples_per_step / seconds, "seconds_per_step": seconds}, step=step)  # fmt: skip
+            accelerator.log(
+                {
+                    "loss": loss_value,
+                    "lr": lr_scheduler.get_last_lr()[0],
+                    "samples_per_second": samples_per_step / seconds,
+                    "seconds_per_step": seconds,
+                },
+                step=step,
+            )
         if step % config.output.checkpoint_every == 0 or step == t.max_steps or out_of_time:
-            save_checkpoint(accelerator, out, step, stage, optimizer, lr_scheduler, generator, config.to_dict(),
-                            config.output.keep_checkpoints, ema)  # fmt: skip
+            save_checkpoint(
+                accelerator,
+                out,
+                step,
+                stage,
+                optimizer,
+                lr_scheduler,
+                generator,
+                config.to_dict(),
+                config.output.keep_checkpoints,
+                ema,
+            )
         if main and config.output.validate_every and step % config.output.validate_every == 0:
             with _averaged(ema, parameters):
-                _validate(accelerator.unwrap_model(stage), held_out, out / "validation" / f"step-{step:06d}.png", config)
+                _validate(
+                    accelerator.unwrap_model(stage), held_out, out / "validation" / f"step-{step:06d}.png", config
+                )
         if stop_after is not None and step >= stop_after:
             progress.close()
             accelerator.end_training()
@@ -159,8 +201,12 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
     if ema is not None:
         ema.copy_to(parameters)  # what the run exports is the average
     if main:
-        _export(accelerator.unwrap_model(stage), _calibration_batch(config) if config.stage == "vae" else held_out, export,
-                config.sampling)  # fmt: skip
+        _export(
+            accelerator.unwrap_model(stage),
+            _calibration_batch(config) if config.stage == "vae" else held_out,
+            export,
+            config.sampling,
+        )
         print(f"exported {config.stage} to {export}")
     accelerator.wait_for_everyone()
     accelerator.end_training()

@@ -24,7 +24,10 @@ SEED = 42  # the official sampling seed: every grid starts from the same noise
 def validation_recipe(sampling: SamplingConfig, output: OutputConfig) -> SamplingConfig:
     """The recipe the grids sample with: `sampling`, with `output.validation_inference_steps` and
     `output.validation_guidance_scale` in place where they are set (None: the recipe's own)."""
-    overrides = {"num_inference_steps": output.validation_inference_steps, "guidance_scale": output.validation_guidance_scale}
+    overrides = {
+        "num_inference_steps": output.validation_inference_steps,
+        "guidance_scale": output.validation_guidance_scale,
+    }
     return dataclasses.replace(sampling, **{key: value for key, value in overrides.items() if value is not None})
 
 
@@ -41,8 +44,16 @@ def ddim_sample(eps_fn, shape: tuple, steps: int, device, dtype, seed: int = SEE
 
 
 @torch.no_grad()
-def sample_as_exported(model, vae, text_context, sampling: SamplingConfig, reference: torch.Tensor,
-                       pose_images: torch.Tensor, noise_batch: int, seed: int = SEED) -> torch.Tensor:  # fmt: skip
+def sample_as_exported(
+    model,
+    vae,
+    text_context,
+    sampling: SamplingConfig,
+    reference: torch.Tensor,
+    pose_images: torch.Tensor,
+    noise_batch: int,
+    seed: int = SEED,
+) -> torch.Tensor:
     """Frames in [-1, 1], one per pose image, sampled as the stage's export samples them:
     `MagicPosePipeline.denoise` on `model`'s networks (a `MagicPoseModel`, the modules themselves),
     `vae` and `text_context`, with the recipe `sampling` (`export.pipeline_for`).
@@ -64,12 +75,20 @@ def sample_as_exported(model, vae, text_context, sampling: SamplingConfig, refer
     try:
         frames = pose_images.shape[0]
         generator = torch.Generator().manual_seed(seed)
-        shape = (noise_batch, pipeline.unet.config.in_channels, *(side // pipeline.vae_scale_factor for side in reference.shape[-2:]))
+        shape = (
+            noise_batch,
+            pipeline.unet.config.in_channels,
+            *(side // pipeline.vae_scale_factor for side in reference.shape[-2:]),
+        )
         noise = torch.randn(shape, generator=generator).to(pipeline.device, pipeline.unet.dtype)
         latents = pipeline.denoise(
-            noise, pipeline.encode_reference(reference).to(pipeline.unet.dtype), pose_images.to(noise), pipeline.encode_context(None),
-            generator=generator, frame_chunk_size=frames,
-        )  # fmt: skip
+            noise,
+            pipeline.encode_reference(reference).to(pipeline.unet.dtype),
+            pose_images.to(noise),
+            pipeline.encode_context(None),
+            generator=generator,
+            frame_chunk_size=frames,
+        )
         return pipeline.decode_latents(latents, frames)
     finally:
         for parameter in trainable:
@@ -94,16 +113,30 @@ def validation_columns(stage, batch: dict, sampling: SamplingConfig) -> list[tup
     target = batch["target"].to(device, dtype)
     pose = batch["pose_image"].to(device, dtype)
     if isinstance(stage, VaeStage):
-        return [("input", unit(target)), ("reconstruction", unit(vae.decode(vae.encode(target).latent_dist.mode()).sample))]
+        return [
+            ("input", unit(target)),
+            ("reconstruction", unit(vae.decode(vae.encode(target).latent_dist.mode()).sample)),
+        ]
     if isinstance(stage, MagicPoseStage):
         # Both stages sample with poses, as their exports do: stage 1's export carries the ControlNet it was
         # given (frozen) or, without one, `from_unet`'s, whose zero-initialised outputs add nothing.
         reference = batch["reference"].to(device, dtype)
-        generated = sample_as_exported(stage.model, vae, stage.text_context, sampling, reference, pose, noise_batch=target.shape[0])
-        return [("reference", unit(reference)), ("pose", pose.float().cpu()), ("generated", unit(generated)), ("ground truth", unit(target))]
+        generated = sample_as_exported(
+            stage.model, vae, stage.text_context, sampling, reference, pose, noise_batch=target.shape[0]
+        )
+        return [
+            ("reference", unit(reference)),
+            ("pose", pose.float().cpu()),
+            ("generated", unit(generated)),
+            ("ground truth", unit(target)),
+        ]
 
     scale = vae.config.scaling_factor
-    latent_shape = (target.shape[0], vae.config.latent_channels, *(s // 2 ** (len(vae.config.block_out_channels) - 1) for s in target.shape[-2:]))
+    latent_shape = (
+        target.shape[0],
+        vae.config.latent_channels,
+        *(s // 2 ** (len(vae.config.block_out_channels) - 1) for s in target.shape[-2:]),
+    )
     context = stage.context(target.shape[0]).to(device, dtype)
     if isinstance(stage, BaseUnetStage):
         eps_fn = lambda x, t: stage.unet(x, t, encoder_hidden_states=context, return_dict=False)[0]  # noqa: E731
@@ -112,7 +145,9 @@ def validation_columns(stage, batch: dict, sampling: SamplingConfig) -> list[tup
         eps_fn = lambda x, t: stage.eps(x, t.expand(x.shape[0]), pose)  # noqa: E731
         columns = [("pose", pose.float().cpu())]
     else:
-        raise TypeError(f"{type(stage).__name__} has no validation_columns(batch, sampling); set output.validate_every=0")
+        raise TypeError(
+            f"{type(stage).__name__} has no validation_columns(batch, sampling); set output.validate_every=0"
+        )
     latents = ddim_sample(eps_fn, latent_shape, sampling.num_inference_steps, device, dtype)
     generated = vae.decode(latents / scale).sample
     return columns + [("generated", unit(generated)), ("ground truth", unit(target))]
@@ -125,7 +160,9 @@ def grid_image(columns: list[tuple[str, torch.Tensor]], gap: int = 2) -> np.ndar
     for c, (_, images) in enumerate(columns):
         pixels = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         for r in range(rows):
-            canvas[r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width] = pixels[r]
+            canvas[r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width] = (
+                pixels[r]
+            )
     return canvas
 
 

@@ -128,8 +128,9 @@ def read_rows(path: Path) -> list[tuple[str, dict]]:
     if data is None:
         return []
     if not isinstance(data, list):
-        raise JobsFileError(f"{path} must hold a list of jobs (or `jobs:` and a list), each a mapping with "
-                            "reference, driving and out")  # fmt: skip
+        raise JobsFileError(
+            f"{path} must hold a list of jobs (or `jobs:` and a list), each a mapping with reference, driving and out"
+        )
     rows = []
     for item_node, item in zip(node.value, data):
         where = f"line {item_node.start_mark.line + 1}"
@@ -140,7 +141,9 @@ def read_rows(path: Path) -> list[tuple[str, dict]]:
 
 
 def read_jobs(
-    path: str | os.PathLike, job_actions: Iterable[argparse.Action], global_actions: Iterable[argparse.Action],
+    path: str | os.PathLike,
+    job_actions: Iterable[argparse.Action],
+    global_actions: Iterable[argparse.Action],
     defaults: Mapping | None = None,
 ) -> list[Job]:
     """Read and check a whole jobs file. Structural problems (a missing or unknown key, an output twice,
@@ -161,17 +164,25 @@ def read_jobs(
             if name in given or (name in names and names[name][0].dest in overrides):
                 errors.append(f"{label}: {key!r} is given twice")
             elif name in REQUIRED:
-                given[name] = None if value is None or str(value).strip() == "" else Path(str(value).strip()).expanduser()
+                given[name] = (
+                    None if value is None or str(value).strip() == "" else Path(str(value).strip()).expanduser()
+                )
             elif name in fixed:
-                errors.append(f"{label}: {key!r} is a weights/hardware option, the same for every job (one model "
-                              f"load): pass --{name.replace('_', '-')} on the command line")  # fmt: skip
+                errors.append(
+                    f"{label}: {key!r} is a weights/hardware option, the same for every job (one model "
+                    f"load): pass --{name.replace('_', '-')} on the command line"
+                )
             elif name not in names:
-                errors.append(f"{label}: unknown key {key!r}; a job has reference, driving, out and animate options "
-                              "(steps, guidance, seed, size, max_frames, fps, grid, align, ...)")  # fmt: skip
+                errors.append(
+                    f"{label}: unknown key {key!r}; a job has reference, driving, out and animate options "
+                    "(steps, guidance, seed, size, max_frames, fps, grid, align, ...)"
+                )
             elif value is not None and str(value).strip() != "":
                 action, inverted = names[name]
                 try:
-                    overrides[action.dest] = convert(action, inverted, value.strip() if isinstance(value, str) else value)
+                    overrides[action.dest] = convert(
+                        action, inverted, value.strip() if isinstance(value, str) else value
+                    )
                 except (ValueError, TypeError, argparse.ArgumentTypeError) as error:
                     bad = bad or f"bad value {key} = {value!r}: {error}"
                     overrides[action.dest] = None
@@ -181,8 +192,10 @@ def read_jobs(
                 paths[key] = Path(os.path.abspath(Path(defaults[key]).expanduser()))
         missing = [key for key in REQUIRED if paths[key] is None]
         if missing:
-            errors.append(f"{label}: no {', '.join(missing)} (every job needs reference, driving and out; "
-                          "--reference or --driving on the command line serve every job that has none)")  # fmt: skip
+            errors.append(
+                f"{label}: no {', '.join(missing)} (every job needs reference, driving and out; "
+                "--reference or --driving on the command line serve every job that has none)"
+            )
             continue
         grid = overrides.get("grid") if overrides.get("grid") is not None else bool(defaults.get("grid"))
         overrides = {key: value for key, value in overrides.items() if value is not None}
@@ -208,7 +221,9 @@ def clashes(jobs: list[Job]) -> list[str]:
             if resolved in inputs:
                 errors.append(f"{job.label}: the output {output} is {inputs[resolved]}; choose another out")
             elif resolved in owners:
-                errors.append(f"{job.label}: the output {output} is also {owners[resolved]}'s; give each job its own out")
+                errors.append(
+                    f"{job.label}: the output {output} is also {owners[resolved]}'s; give each job its own out"
+                )
             owners.setdefault(resolved, f"job {job.index}")
     return errors
 
@@ -228,8 +243,13 @@ def skipped_result(job: Job) -> JobResult:
     return JobResult(job.index, job.where, str(job.out), "skipped", message="output exists; --force redoes it")
 
 
-def run_jobs(jobs: list[Job], render: Callable[[Job], tuple[int, str]], desc: str = "jobs", process: int = 0,
-             progress: bool = True) -> list[JobResult]:  # fmt: skip
+def run_jobs(
+    jobs: list[Job],
+    render: Callable[[Job], tuple[int, str]],
+    desc: str = "jobs",
+    process: int = 0,
+    progress: bool = True,
+) -> list[JobResult]:
     """Run each job with `render(job) -> (frames, message)`; a job that raises is reported failed and the
     others go on."""
     from tqdm.auto import tqdm
@@ -243,10 +263,23 @@ def run_jobs(jobs: list[Job], render: Callable[[Job], tuple[int, str]], desc: st
             frames, message = render(job)
             status = "done"
         except Exception as error:  # noqa: BLE001 (one bad job must not stop the others)
-            status, message = "failed", str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
+            status, message = (
+                "failed",
+                str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}",
+            )
             tqdm.write(f"magicpose animate: {job.label} failed: {message}", file=sys.stderr)
-        results.append(JobResult(job.index, job.where, str(job.out), status, frames,
-                                 round(time.perf_counter() - start, 3), message, process))  # fmt: skip
+        results.append(
+            JobResult(
+                job.index,
+                job.where,
+                str(job.out),
+                status,
+                frames,
+                round(time.perf_counter() - start, 3),
+                message,
+                process,
+            )
+        )
     return results
 
 
@@ -278,7 +311,9 @@ def processes(cpu: bool) -> Processes:
 
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if not cpu and torch.cuda.is_available() and local > torch.cuda.device_count():
-        raise InputError(f"{local} processes on this machine but {torch.cuda.device_count()} GPU(s): launch at most "
-                         "one process per GPU, or pass --device cpu")  # fmt: skip
+        raise InputError(
+            f"{local} processes on this machine but {torch.cuda.device_count()} GPU(s): launch at most "
+            "one process per GPU, or pass --device cpu"
+        )
     state = PartialState(cpu=cpu, timeout=timedelta(days=7))
     return Processes(state.process_index, state.num_processes, state.device, state)

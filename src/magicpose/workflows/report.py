@@ -35,8 +35,12 @@ def count(results: list[JobResult]) -> dict[str, int]:
 def write_report(path: Path, results: list[JobResult], jobs_file, processes: int = 1) -> None:
     from magicpose.files import atomic_path
 
-    report = {"jobs_file": str(Path(jobs_file).resolve()), "processes": processes, "counts": count(results),
-              "jobs": [asdict(result) for result in sorted(results, key=lambda result: result.job)]}  # fmt: skip
+    report = {
+        "jobs_file": str(Path(jobs_file).resolve()),
+        "processes": processes,
+        "counts": count(results),
+        "jobs": [asdict(result) for result in sorted(results, key=lambda result: result.job)],
+    }
     with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(report, indent=2) + "\n")
 

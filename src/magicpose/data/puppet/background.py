@@ -15,7 +15,7 @@ def _mix(a, b, t):
 
 
 def render_background(seed: int, width: int, height: int, floor_y: float | None) -> np.ndarray:
-    """(height, width, 3) uint8 RGB background for `seed`; `floor_y` (pixels) is the floor line, None hides the floor."""
+    """(height, width, 3) uint8 RGB background for `seed`; `floor_y` (pixels) is the floor line, None hides it."""
     rng = np.random.default_rng([0xB6, int(seed)])
     top, bottom = rng.uniform(40, 235, 3), rng.uniform(40, 235, 3)
     rows = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
@@ -40,7 +40,9 @@ def render_background(seed: int, width: int, height: int, floor_y: float | None)
         floor_colour = rng.uniform(30, 200, 3)
         depth = np.linspace(0, 1, max(height - floor, 1), dtype=np.float32)[:, None, None]
         image[floor:] = _mix(floor_colour, floor_colour * 0.75, depth)
-        cv2.line(image, (0, floor), (width - 1, floor), (floor_colour * 0.55).tolist(), max(1, int(scale)), cv2.LINE_AA)
+        cv2.line(
+            image, (0, floor), (width - 1, floor), (floor_colour * 0.55).tolist(), max(1, int(scale)), cv2.LINE_AA
+        )
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
@@ -70,7 +72,16 @@ def _draw_object(image, rng, width, height, floor_y, scale) -> None:
         leaf = (np.array([40, 120, 50]) + rng.uniform(-20, 20, 3)).tolist()
         for angle in np.linspace(-0.9, 0.9, 5):
             tip = (int(x + np.sin(angle) * size * 0.8), int(pot_top - np.cos(angle) * size * 1.1))
-            cv2.ellipse(image, ((int(x) + tip[0]) // 2, (pot_top + tip[1]) // 2), (max(1, int(size * 0.1)), int(size * 0.55)),
-                        float(np.degrees(angle)), 0, 360, leaf, -1, cv2.LINE_AA)  # fmt: skip
+            cv2.ellipse(
+                image,
+                ((int(x) + tip[0]) // 2, (pot_top + tip[1]) // 2),
+                (max(1, int(size * 0.1)), int(size * 0.55)),
+                float(np.degrees(angle)),
+                0,
+                360,
+                leaf,
+                -1,
+                cv2.LINE_AA,
+            )
     else:  # shelf
         cv2.rectangle(image, (int(x - size), int(y)), (int(x + size), int(y + max(2, size * 0.1))), dark, -1)

@@ -23,7 +23,9 @@ def export_video(spec: VideoSpec, root: str | os.PathLike, *, overwrite: bool = 
         return writer.finish(poses, meta=meta, background=video.background)
 
 
-def export_split(root: str | os.PathLike, split: str, count: int, *, start: int = 0, progress: bool = True, **options) -> list[Path]:
+def export_split(
+    root: str | os.PathLike, split: str, count: int, *, start: int = 0, progress: bool = True, **options
+) -> list[Path]:
     """Videos `start` .. `start + count - 1` of a split; videos already in `root` are kept (resumable)."""
     folders = []
     for index in tqdm(range(start, start + count), desc=f"puppets ({split})", unit="video", disable=not progress):

@@ -42,9 +42,13 @@ def _eye(centre_x: float, openness: float, gaze: tuple[float, float]):
     y = EYE_MID_Y
     left, right = centre_x - half_width, centre_x + half_width
     points = [
-        (left, y), (centre_x - 0.06, y - upper), (centre_x + 0.06, y - upper),
-        (right, y), (centre_x + 0.06, y + lower), (centre_x - 0.06, y + lower),
-    ]  # fmt: skip
+        (left, y),
+        (centre_x - 0.06, y - upper),
+        (centre_x + 0.06, y - upper),
+        (right, y),
+        (centre_x + 0.06, y + lower),
+        (centre_x - 0.06, y + lower),
+    ]
     pupil = (centre_x + gaze[0] * 0.08, y + gaze[1] * 0.04 * openness)
     return points, pupil
 
@@ -93,7 +97,9 @@ def landmark_template(expression: Expression) -> tuple[np.ndarray, np.ndarray]:
     points[60] = (-0.85 * half, corner_y)
     points[61:64] = np.stack([inner_x, curve(inner_x) - 0.01 - 0.03 * opening], 1)
     points[64] = (0.85 * half, corner_y)
-    points[65:68] = np.stack([inner_x[::-1], curve(inner_x[::-1]) + 0.01 + drop * 0.85 * (1 - (inner_x / half) ** 2)], 1)
+    points[65:68] = np.stack(
+        [inner_x[::-1], curve(inner_x[::-1]) + 0.01 + drop * 0.85 * (1 - (inner_x / half) ** 2)], 1
+    )
     depth[48:68] = 0.5
     return points, depth
 

@@ -25,10 +25,19 @@ _SKIN_TONES = np.array(
     dtype=np.float64,
 )
 _HAIR_COLOURS = np.array(
-    [[20, 16, 14], [55, 36, 26], [96, 62, 38], [150, 95, 50], [220, 185, 120], [170, 170, 170], [140, 45, 30],
-     [40, 60, 160], [200, 80, 150]],
+    [
+        [20, 16, 14],
+        [55, 36, 26],
+        [96, 62, 38],
+        [150, 95, 50],
+        [220, 185, 120],
+        [170, 170, 170],
+        [140, 45, 30],
+        [40, 60, 160],
+        [200, 80, 150],
+    ],
     dtype=np.float64,
-)  # fmt: skip
+)
 _HAIR_WEIGHTS = np.array([6, 6, 4, 2, 3, 1, 2, 0.5, 0.5])
 _EYE_COLOURS = np.array([[60, 40, 25], [90, 60, 30], [60, 100, 140], [70, 110, 70], [30, 25, 20]], dtype=np.float64)
 
@@ -53,7 +62,7 @@ class Proportions:
 
     @property
     def standing_height(self) -> float:
-        """Ankle to the top of the head when standing straight (the top of the head is 1.35 heads above the face centre)."""
+        """Ankle to the top of the head when standing straight (the head's top is 1.35 heads above the face centre)."""
         return self.shin + self.thigh + self.torso + self.neck + 1.35 * self.head
 
 

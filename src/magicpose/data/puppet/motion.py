@@ -17,27 +17,59 @@ from magicpose.data.puppet.skeleton import JOINT_INDEX, JOINTS
 
 #: Plausible range (low, high) of every joint for static poses; dances stay inside it too.
 STATIC_RANGES = {
-    "lean": (-0.2, 0.2), "head_tilt": (-0.3, 0.3), "head_yaw": (-0.45, 0.45), "head_pitch": (-0.2, 0.2),
-    "right_arm": (-0.15, 2.9), "right_elbow": (-2.2, 2.2), "left_arm": (-0.15, 2.9), "left_elbow": (-2.2, 2.2),
-    "right_wrist": (-0.6, 0.6), "left_wrist": (-0.6, 0.6), "right_curl": (0.0, 1.0), "left_curl": (0.0, 1.0),
-    "spread": (0.0, 1.0), "right_leg": (-0.05, 0.7), "right_knee": (0.0, 0.9), "left_leg": (-0.05, 0.7),
-    "left_knee": (0.0, 0.9), "sway": (-12.0, 12.0), "mouth_open": (0.0, 1.0), "smile": (-0.2, 1.0),
-    "blink": (0.0, 1.0), "brow_raise": (-0.3, 1.0), "gaze_x": (-1.0, 1.0), "gaze_y": (-1.0, 1.0),
-}  # fmt: skip
+    "lean": (-0.2, 0.2),
+    "head_tilt": (-0.3, 0.3),
+    "head_yaw": (-0.45, 0.45),
+    "head_pitch": (-0.2, 0.2),
+    "right_arm": (-0.15, 2.9),
+    "right_elbow": (-2.2, 2.2),
+    "left_arm": (-0.15, 2.9),
+    "left_elbow": (-2.2, 2.2),
+    "right_wrist": (-0.6, 0.6),
+    "left_wrist": (-0.6, 0.6),
+    "right_curl": (0.0, 1.0),
+    "left_curl": (0.0, 1.0),
+    "spread": (0.0, 1.0),
+    "right_leg": (-0.05, 0.7),
+    "right_knee": (0.0, 0.9),
+    "left_leg": (-0.05, 0.7),
+    "left_knee": (0.0, 0.9),
+    "sway": (-12.0, 12.0),
+    "mouth_open": (0.0, 1.0),
+    "smile": (-0.2, 1.0),
+    "blink": (0.0, 1.0),
+    "brow_raise": (-0.3, 1.0),
+    "gaze_x": (-1.0, 1.0),
+    "gaze_y": (-1.0, 1.0),
+}
 _LOW = np.array([STATIC_RANGES[name][0] for name in JOINTS])
 _HIGH = np.array([STATIC_RANGES[name][1] for name in JOINTS])
 _EXPRESSION = [JOINT_INDEX[name] for name in ("mouth_open", "smile", "blink", "brow_raise", "gaze_x", "gaze_y")]
 # Largest swing (per harmonic) of each body joint in a dance, as a fraction of its static range.
 _DANCE_SWING = {
-    "lean": 0.35, "head_tilt": 0.3, "head_yaw": 0.3, "head_pitch": 0.2, "right_arm": 0.22, "right_elbow": 0.2,
-    "left_arm": 0.22, "left_elbow": 0.2, "right_wrist": 0.3, "left_wrist": 0.3, "right_curl": 0.3,
-    "left_curl": 0.3, "spread": 0.3, "right_leg": 0.3, "right_knee": 0.35, "left_leg": 0.3, "left_knee": 0.35,
+    "lean": 0.35,
+    "head_tilt": 0.3,
+    "head_yaw": 0.3,
+    "head_pitch": 0.2,
+    "right_arm": 0.22,
+    "right_elbow": 0.2,
+    "left_arm": 0.22,
+    "left_elbow": 0.2,
+    "right_wrist": 0.3,
+    "left_wrist": 0.3,
+    "right_curl": 0.3,
+    "left_curl": 0.3,
+    "spread": 0.3,
+    "right_leg": 0.3,
+    "right_knee": 0.35,
+    "left_leg": 0.3,
+    "left_knee": 0.35,
     "sway": 0.45,
-}  # fmt: skip
+}
 
 
 def random_static_angles(rng: np.random.Generator) -> np.ndarray:
-    """A random plausible posture and expression: every joint uniform in its range, eyes mostly open, mouth mostly closed."""
+    """A random plausible pose and expression: joints uniform in their ranges, eyes mostly open, mouth mostly shut."""
     angles = rng.uniform(_LOW, _HIGH)
     angles[JOINT_INDEX["blink"]] = 1.0 if rng.uniform() < 0.1 else 0.0
     angles[JOINT_INDEX["mouth_open"]] = rng.uniform() ** 2

@@ -17,9 +17,16 @@ import cv2
 import numpy as np
 
 from magicpose.data.puppet.face import (
-    LEFT_BROW, LEFT_EYE, MOUTH_INNER, MOUTH_OUTER, RIGHT_BROW, RIGHT_EYE, HeadFrame,
-    head_frame_from_body, head_frame_from_face,
-)  # fmt: skip
+    LEFT_BROW,
+    LEFT_EYE,
+    MOUTH_INNER,
+    MOUTH_OUTER,
+    RIGHT_BROW,
+    RIGHT_EYE,
+    HeadFrame,
+    head_frame_from_body,
+    head_frame_from_face,
+)
 from magicpose.data.puppet.identity import Garment, Identity
 from magicpose.data.puppet.parts import Part
 from magicpose.poses.types import Pose
@@ -105,12 +112,16 @@ def _arc(radius_x: float, radius_y: float, centre_y: float, start: float, stop: 
     return np.stack([radius_x * np.cos(angles), centre_y - radius_y * np.sin(angles)], 1)
 
 
-_HAIRLINE = np.array([[-1.0, -0.4], [-0.75, -0.72], [-0.3, -0.86], [0.0, -0.82], [0.35, -0.9], [0.8, -0.7], [1.02, -0.4]])
+_HAIRLINE = np.array(
+    [[-1.0, -0.4], [-0.75, -0.72], [-0.3, -0.86], [0.0, -0.82], [0.35, -0.9], [0.8, -0.7], [1.02, -0.4]]
+)
 
 
 def _hair_shapes(style: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Face-frame polygons of the hair behind the head and over it, for a hair style."""
-    cap = np.concatenate([_arc(1.1, 1.32, -0.12, 0.0, np.pi), _HAIRLINE])  # right ear, over the top, back along the hairline
+    cap = np.concatenate(
+        [_arc(1.1, 1.32, -0.12, 0.0, np.pi), _HAIRLINE]
+    )  # right ear, over the top, back along the hairline
     sides_left = np.array([[-1.12, -0.2], [-1.12, 0.55], [-0.9, 0.55], [-0.92, -0.4]])
     back, front = [], []
     if style == "bald":
@@ -183,7 +194,9 @@ def _draw_hand(canvas: _Canvas, hand: np.ndarray, wrist: np.ndarray | None, fore
     length = np.linalg.norm(hand[9, :2] - hand[0, :2]) / 0.5
     canvas.polygon(hand[[0, 1, 5, 9, 13, 17], :2], Part.SKIN)
     canvas.capsule(hand[0, :2], _lerp(hand[0, :2], hand[9, :2], 0.6), 0.35 * length, Part.SKIN)
-    fingers = [hand[base : base + 4, :2] for base in (1, 5, 9, 13, 17) if _present(hand, base, base + 1, base + 2, base + 3)]
+    fingers = [
+        hand[base : base + 4, :2] for base in (1, 5, 9, 13, 17) if _present(hand, base, base + 1, base + 2, base + 3)
+    ]
     if fingers:  # one call for all fingers: hands are many small strokes
         canvas.polyline(fingers, max(1.0, 0.1 * length), Part.SKIN)
 
@@ -202,7 +215,9 @@ def _draw_leg(canvas, body, hip, knee, ankle, identity: Identity, width: float) 
             canvas.capsule(k, end, width * 0.97, Part.BOTTOM)
     # A shoe: an ellipse under the ankle, its toe turned outwards (feet splay in a frontal view).
     outward = np.sign(a[0] - body[1, 0]) if _present(body, 1) else 1.0
-    canvas.ellipse(a + np.array([outward * 0.3 * width, 0.2 * width]), (0.75 * width, 0.42 * width), outward * 12.0, Part.SHOES)
+    canvas.ellipse(
+        a + np.array([outward * 0.3 * width, 0.2 * width]), (0.75 * width, 0.42 * width), outward * 12.0, Part.SHOES
+    )
 
 
 def _draw_arm(canvas, body, shoulder, elbow, wrist, identity: Identity, width: float) -> None:
@@ -239,26 +254,48 @@ def _draw_torso(canvas, body, identity: Identity, unit: float) -> tuple[np.ndarr
     rim = identity.proportions.torso_thickness * unit
     if has_hips:
         leg_width = identity.proportions.leg_thickness * unit
-        pelvis_shape = [right_hip - across * leg_width * 0.6, left_hip + across * leg_width * 0.6,
-                        left_hip + down * leg_width * 0.8, right_hip + down * leg_width * 0.8]  # fmt: skip
+        pelvis_shape = [
+            right_hip - across * leg_width * 0.6,
+            left_hip + across * leg_width * 0.6,
+            left_hip + down * leg_width * 0.8,
+            right_hip + down * leg_width * 0.8,
+        ]
         canvas.shaded_polygon(pelvis_shape, Part.BOTTOM)
         if identity.legwear == "skirt":
             hem = identity.proportions.thigh / identity.proportions.head * unit * 0.6
             flare = across * (leg_width * 1.3)
-            canvas.shaded_polygon([right_hip - across * leg_width * 0.6, left_hip + across * leg_width * 0.6,
-                                   left_hip + flare + down * hem, right_hip - flare + down * hem], Part.BOTTOM)  # fmt: skip
+            canvas.shaded_polygon(
+                [
+                    right_hip - across * leg_width * 0.6,
+                    left_hip + across * leg_width * 0.6,
+                    left_hip + flare + down * hem,
+                    right_hip - flare + down * hem,
+                ],
+                Part.BOTTOM,
+            )
     hem_drop = down * 0.35 * unit
     canvas.shaded_polygon(
-        [right_shoulder - across * rim * 0.5 - down * 0.25 * unit, left_shoulder + across * rim * 0.5 - down * 0.25 * unit,
-         left_hip + across * rim + hem_drop, right_hip - across * rim + hem_drop],
+        [
+            right_shoulder - across * rim * 0.5 - down * 0.25 * unit,
+            left_shoulder + across * rim * 0.5 - down * 0.25 * unit,
+            left_hip + across * rim + hem_drop,
+            right_hip - across * rim + hem_drop,
+        ],
         Part.TOP,
-    )  # fmt: skip
+    )
     shoulder_width = max(2.0, 0.9 * unit)
     canvas.capsule(right_shoulder, left_shoulder, shoulder_width, Part.TOP)
     # The trapezius rises from the shoulders to the base of the neck.
     collar = neck - down * 0.55 * unit
-    canvas.polygon([right_shoulder - down * 0.3 * unit, collar - across * 0.6 * unit,
-                    collar + across * 0.6 * unit, left_shoulder - down * 0.3 * unit], Part.TOP)  # fmt: skip
+    canvas.polygon(
+        [
+            right_shoulder - down * 0.3 * unit,
+            collar - across * 0.6 * unit,
+            collar + across * 0.6 * unit,
+            left_shoulder - down * 0.3 * unit,
+        ],
+        Part.TOP,
+    )
     # A round neckline: the skin of the neck shows below the collar.
     centre = tuple(int(v) for v in _Canvas._fixed(collar)[0])
     axes = (int(0.45 * unit * _ONE), int(0.35 * unit * _ONE))
@@ -283,7 +320,15 @@ def _draw_face(canvas: _Canvas, face: np.ndarray, head: HeadFrame) -> None:
     for brow in (LEFT_BROW, RIGHT_BROW):
         canvas.polyline(face[brow, :2], max(1.0, 0.1 * unit), Part.BROW)
     # The nose is only a shadow under its tip.
-    cv2.polylines(canvas.shade, [_Canvas._fixed(face[31:36, :2])], False, _RIM, max(1, int(round(0.06 * unit))), cv2.LINE_8, _SHIFT)
+    cv2.polylines(
+        canvas.shade,
+        [_Canvas._fixed(face[31:36, :2])],
+        False,
+        _RIM,
+        max(1, int(round(0.06 * unit))),
+        cv2.LINE_8,
+        _SHIFT,
+    )
     canvas.polygon(face[MOUTH_OUTER, :2], Part.LIPS, 245)
     inner = face[MOUTH_INNER, :2]
     if np.linalg.norm(inner[2] - inner[6]) > 0.04 * unit:
@@ -304,7 +349,10 @@ def _draw_head(canvas: _Canvas, pose: Pose, identity: Identity, head: HeadFrame)
         canvas.shaded_polygon(np.concatenate([face[0:17, :2], skull]), Part.SKIN)
         _draw_face(canvas, face, head)
     else:
-        canvas.shaded_polygon(head.to_pixels(np.stack([np.cos(t := np.linspace(0, 2 * np.pi, 24)), -0.2 + 1.15 * np.sin(t)], 1)), Part.SKIN)
+        canvas.shaded_polygon(
+            head.to_pixels(np.stack([np.cos(t := np.linspace(0, 2 * np.pi, 24)), -0.2 + 1.15 * np.sin(t)], 1)),
+            Part.SKIN,
+        )
     for shape in _hair_shapes(identity.hair_style)[1]:
         canvas.polygon(head.to_pixels(shape + hair_shift), Part.HAIR)
 
@@ -326,10 +374,21 @@ def _palette_lut(identity: Identity) -> np.ndarray:
 def _palette(identity: Identity) -> np.ndarray:
     brow = np.array(identity.hair) * 0.6 if identity.hair_style != "bald" else np.array(identity.skin) * 0.45
     return np.array(
-        [(0, 0, 0), identity.skin, identity.hair, identity.top.colour, identity.bottom.colour, identity.shoes,
-         (242, 240, 232), identity.eyes, brow, identity.lips, (80, 18, 28)],
+        [
+            (0, 0, 0),
+            identity.skin,
+            identity.hair,
+            identity.top.colour,
+            identity.bottom.colour,
+            identity.shoes,
+            (242, 240, 232),
+            identity.eyes,
+            brow,
+            identity.lips,
+            (80, 18, 28),
+        ],
         dtype=np.uint8,
-    )  # fmt: skip
+    )
 
 
 def render_puppet(identity: Identity, pose: Pose, background: np.ndarray, supersample: int = 2) -> PuppetImage:

@@ -17,12 +17,31 @@ from magicpose.poses.types import BODY_NAMES, Pose
 
 #: Degrees of freedom of a puppet, in the order motions store them.
 JOINTS = (
-    "lean", "head_tilt", "head_yaw", "head_pitch",
-    "right_arm", "right_elbow", "left_arm", "left_elbow", "right_wrist", "left_wrist",
-    "right_curl", "left_curl", "spread",
-    "right_leg", "right_knee", "left_leg", "left_knee",
-    "sway", "mouth_open", "smile", "blink", "brow_raise", "gaze_x", "gaze_y",
-)  # fmt: skip
+    "lean",
+    "head_tilt",
+    "head_yaw",
+    "head_pitch",
+    "right_arm",
+    "right_elbow",
+    "left_arm",
+    "left_elbow",
+    "right_wrist",
+    "left_wrist",
+    "right_curl",
+    "left_curl",
+    "spread",
+    "right_leg",
+    "right_knee",
+    "left_leg",
+    "left_knee",
+    "sway",
+    "mouth_open",
+    "smile",
+    "blink",
+    "brow_raise",
+    "gaze_x",
+    "gaze_y",
+)
 JOINT_INDEX = {name: index for index, name in enumerate(JOINTS)}
 
 
@@ -34,7 +53,7 @@ def _limb_direction(angle: float, side: float, lean: float) -> np.ndarray:
 
 
 def articulate(proportions: Proportions, angles: np.ndarray) -> Pose:
-    """The pose for one vector of `JOINTS` values, with the lower ankle on the floor line y = 0 and the pelvis at x = sway."""
+    """The pose for one vector of `JOINTS` values: the lower ankle on the floor (y = 0), the pelvis at x = sway."""
     a = dict(zip(JOINTS, np.asarray(angles, dtype=np.float64)))
     p = proportions
     lean = a["lean"]

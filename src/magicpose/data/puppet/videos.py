@@ -35,8 +35,18 @@ class PuppetVideos(VideoCollection):
     the number of videos (default: the whole split's seed range).
     """
 
-    def __init__(self, split: str = "train", *, width: int = 128, height: int = 128, fps: float = 15.0,
-                 num_frames: int = 120, framing: str | None = None, motion: str = "dance", count: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        split: str = "train",
+        *,
+        width: int = 128,
+        height: int = 128,
+        fps: float = 15.0,
+        num_frames: int = 120,
+        framing: str | None = None,
+        motion: str = "dance",
+        count: int | None = None,
+    ):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {tuple(SPLITS)}")
         if framing is not None and framing not in FRAMINGS:

@@ -91,7 +91,7 @@ def video_spec(split: str, index: int, **options) -> VideoSpec:
 
 @dataclass(frozen=True)
 class Camera:
-    """World centimetres -> pixels: p = scale * x + offset; `floor_y` is the floor line in pixels (None: not in view)."""
+    """World centimetres -> pixels: p = scale * x + offset; `floor_y`: the floor line in pixels (None: out of view)."""
 
     scale: float
     offset: np.ndarray
@@ -99,7 +99,7 @@ class Camera:
 
 
 def camera_for(spec: VideoSpec, identity: Identity) -> Camera:
-    """A fixed camera per video: full body (feet on a visible floor) or upper body (head to hips), slightly jittered."""
+    """A fixed camera per video: full body (feet on a visible floor) or upper body (head to hips), jittered."""
     rng = np.random.default_rng([0xCA, spec.identity_seed, spec.motion_seed])
     p = identity.proportions
     zoom = rng.uniform(0.92, 1.05)

@@ -25,8 +25,12 @@ from magicpose.interfaces.options import (
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     """The options a line of a jobs file may set for itself (the command line's apply to every job)."""
-    parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
-                        help="retarget the driving skeleton to the reference body (default: on)")  # fmt: skip
+    parser.add_argument(
+        "--align",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="retarget the driving skeleton to the reference body (default: on)",
+    )
     parser.add_argument("--seed", type=int, default=42, help="seed of the initial noise (official: 42)")
     parser.add_argument("--fps", type=float, help="output frame rate (default: the driving video's)")
     parser.add_argument("--size", type=parse_size, help="output size, 512 or WIDTHxHEIGHT (default: the model's)")
@@ -36,18 +40,29 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("animate", help="animate a photo with a driving video or pose sequence", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = subparsers.add_parser(
+        "animate",
+        help="animate a photo with a driving video or pose sequence",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--reference", help="photo of the person to animate (needed without --jobs)")
-    parser.add_argument("--driving", help="driving video, image folder, image, or poses.json / OpenPose JSON folder "
-                        "(needed without --jobs)")
+    parser.add_argument(
+        "--driving",
+        help="driving video, image folder, image, or poses.json / OpenPose JSON folder (needed without --jobs)",
+    )
     parser.add_argument("--out", help="output video (.mp4, H.264) (needed without --jobs)")
     add_job_arguments(parser)
     add_model_arguments(parser)
     group = parser.add_argument_group("many jobs")
-    group.add_argument("--jobs", help="a YAML or CSV file of jobs: reference, driving, out and any of the options above "
-                       "but the weights and hardware ones (paths relative to the file's folder)")
-    group.add_argument("--report", help="with --jobs: the JSON report (default: beside the jobs file, <jobs>_report.json)")
+    group.add_argument(
+        "--jobs",
+        help="a YAML or CSV file of jobs: reference, driving, out and any of the options above "
+        "but the weights and hardware ones (paths relative to the file's folder)",
+    )
+    group.add_argument(
+        "--report", help="with --jobs: the JSON report (default: beside the jobs file, <jobs>_report.json)"
+    )
     group.add_argument("--force", action="store_true", help="with --jobs: redo the jobs whose outputs already exist")
     parser.set_defaults(func=run)
 
@@ -90,8 +105,15 @@ def produce(pipeline, args: argparse.Namespace, prepared):
     reference, driving, sampling = prepared
     written = [Path(args.out)]
     animation = animate(
-        pipeline, reference, driving, size=args.size, align=args.align, seed=args.seed,
-        frame_chunk_size=args.frame_chunk, fps=args.fps, **sampling,
+        pipeline,
+        reference,
+        driving,
+        size=args.size,
+        align=args.align,
+        seed=args.seed,
+        frame_chunk_size=args.frame_chunk,
+        fps=args.fps,
+        **sampling,
     )
     write_video(written[0], animation.frames, animation.fps)
     if args.grid:
@@ -116,8 +138,10 @@ def run(args: argparse.Namespace) -> int:
         return run_jobs_file(args)
     missing = [f"--{name}" for name in ("reference", "driving", "out") if not getattr(args, name)]
     if missing:
-        raise InputError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} needed: pass --reference, "
-                         "--driving and --out, or --jobs FILE for many jobs")  # fmt: skip
+        raise InputError(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} needed: pass --reference, "
+            "--driving and --out, or --jobs FILE for many jobs"
+        )
     prepared = prepare(args)
     pipeline = load_from_args(args)
     note_embedded_model(args)
@@ -141,12 +165,16 @@ def run_jobs_file(args: argparse.Namespace) -> int:
         raise InputError(f"--report must end in .json, got {args.report}")
     sampling_overrides(args)  # a bad command-line value stops everything, before any work
     job_list = workflow.read_jobs(
-        args.jobs, option_actions(add_job_arguments), option_actions(add_model_arguments),
+        args.jobs,
+        option_actions(add_job_arguments),
+        option_actions(add_model_arguments),
         defaults={"reference": args.reference, "driving": args.driving, "grid": args.grid},
     )
     report = Path(args.report) if args.report else reporting.default_report_path(args.jobs)
     pending, skipped = workflow.plan(job_list, force=args.force)
-    processes = workflow.processes(cpu=args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available()))
+    processes = workflow.processes(
+        cpu=args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available())
+    )
     mine = workflow.shard(pending, processes.index, processes.count)
     processes.wait()  # every process has planned before any writes an output
 
@@ -173,5 +201,8 @@ def run_jobs_file(args: argparse.Namespace) -> int:
         return 0  # the main process reports, and exits 1 if any job failed
     print(reporting.format_table(results))
     counts = reporting.count(results)
-    print(f"{len(results)} jobs: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; report: {report}")
+    print(
+        f"{len(results)} jobs: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
+        f"report: {report}"
+    )
     return 1 if counts["failed"] else 0

@@ -16,8 +16,12 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload, per file")
     parser.add_argument("--max-frames", type=int, default=64, help="longest accepted driving video, in frames")
-    parser.add_argument("--steps", type=int, help="the page's initial number of denoising steps (default: the model's own)")
-    parser.add_argument("--guidance", type=float, help="the page's initial image guidance scale (default: the model's own)")
+    parser.add_argument(
+        "--steps", type=int, help="the page's initial number of denoising steps (default: the model's own)"
+    )
+    parser.add_argument(
+        "--guidance", type=float, help="the page's initial image guidance scale (default: the model's own)"
+    )
     parser.add_argument("--cache-dir", type=Path, help="where examples and results go (default: a temp folder)")
     add_model_arguments(parser)
     parser.set_defaults(func=run)
@@ -51,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"magicpose app: warning: {problem}", file=sys.stderr)
     recipe = sampling_recipe(model_source(args)) if not problem else {}
     config = AppConfig(
-        load_pipeline=lambda: load_from_args(args), max_upload_mb=args.max_upload_mb, max_frames=args.max_frames,
+        load_pipeline=lambda: load_from_args(args),
+        max_upload_mb=args.max_upload_mb,
+        max_frames=args.max_frames,
         default_steps=args.steps or recipe.get("num_inference_steps", 50),
         default_guidance=args.guidance if args.guidance is not None else recipe.get("guidance_scale", 7.0),
         model_note=EMBEDDED_MODEL_NOTE if model_source(args) is None else None,
@@ -60,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
         config.cache_dir = args.cache_dir
     demo = build_app(config, startup_message=problem)
     demo.launch(
-        server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb:g}mb",
-        allowed_paths=[str(config.cache_dir)], show_error=True,
+        server_name=args.host,
+        server_port=args.port,
+        max_file_size=f"{args.max_upload_mb:g}mb",
+        allowed_paths=[str(config.cache_dir)],
+        show_error=True,
     )
     return 0

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
+DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
 
 
 def register(subparsers) -> None:
@@ -20,8 +27,12 @@ def register(subparsers) -> None:
     parser.add_argument("out", help="output folder (diffusers layout: unet/, appearance_control/, pose_control/, ...)")
     parser.add_argument("--config", help="official-format model YAML (default: the SD-1.5-size MagicPose model)")
     parser.add_argument("--sd15", help="an SD-1.5 folder whose tokenizer/ is saved too, for text prompts")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
-                        help="weights' dtype on disk (float16 halves the 9 GB of the official file)")  # fmt: skip
+    parser.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default="float32",
+        help="weights' dtype on disk (float16 halves the 9 GB of the official file)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.set_defaults(func=run)
 
@@ -32,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from magicpose.models.official_checkpoint import convert_to_folder
 
     dtype = getattr(torch, DTYPES[args.dtype])
-    out = convert_to_folder(args.checkpoint, args.out, config=args.config, sd15=args.sd15, dtype=dtype, overwrite=args.overwrite)
+    out = convert_to_folder(
+        args.checkpoint, args.out, config=args.config, sd15=args.sd15, dtype=dtype, overwrite=args.overwrite
+    )
     print(f"wrote {out} (load it with MagicPosePipeline.from_pretrained or `magicpose animate --model {out}`)")
     return 0

@@ -1,8 +1,8 @@
 """`magicpose data`: build dataset folders (from the puppet world or real videos) and preview the world.
 
-    magicpose data prepare puppet OUT --split train --videos 200 --frames 48 --size 128
-    magicpose data prepare videos SOURCE_FOLDER OUT --max-side 512
-    magicpose data preview --out docs/
+magicpose data prepare puppet OUT --split train --videos 200 --frames 48 --size 128
+magicpose data prepare videos SOURCE_FOLDER OUT --max-side 512
+magicpose data preview --out docs/
 """
 
 from __future__ import annotations
@@ -28,8 +28,12 @@ def _positive(text: str) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("data", help="build dataset folders and preview the puppet world", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = subparsers.add_parser(
+        "data",
+        help="build dataset folders and preview the puppet world",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     prepare = actions.add_parser("prepare", help="build a dataset folder (one folder per video)")
@@ -42,13 +46,23 @@ def register(subparsers) -> None:
     puppet.add_argument("--frames", type=_positive, default=48, help="frames per video (default 48)")
     puppet.add_argument("--size", type=_size, default=128, help="square frame size in pixels (default 128)")
     puppet.add_argument("--fps", type=float, default=15.0)
-    puppet.add_argument("--framing", choices=("full", "upper", "mixed"), default="mixed",
-                        help="full body, upper body, or alternate (default)")  # fmt: skip
-    puppet.add_argument("--motion", choices=("dance", "static"), default="dance",
-                        help="a continuous dance, or an independent random pose per frame")  # fmt: skip
+    puppet.add_argument(
+        "--framing",
+        choices=("full", "upper", "mixed"),
+        default="mixed",
+        help="full body, upper body, or alternate (default)",
+    )
+    puppet.add_argument(
+        "--motion",
+        choices=("dance", "static"),
+        default="dance",
+        help="a continuous dance, or an independent random pose per frame",
+    )
     puppet.set_defaults(func=run_prepare_puppet)
 
-    videos = sources.add_parser("videos", help="import real videos, detecting poses (cached: re-runs skip done videos)")
+    videos = sources.add_parser(
+        "videos", help="import real videos, detecting poses (cached: re-runs skip done videos)"
+    )
     videos.add_argument("source", help="a video file, or a folder of videos / frame folders")
     videos.add_argument("out", help="dataset folder to write into")
     videos.add_argument("--max-side", type=_size, default=512, help="shrink frames so the longer side is at most this")
@@ -69,7 +83,13 @@ def run_prepare_puppet(args: argparse.Namespace) -> int:
         raise InputError(f"--fps must be positive, got {args.fps}")
     if not 0 <= args.start or args.start + args.videos > len(SPLITS[args.split]):
         raise InputError(f"videos {args.start}..{args.start + args.videos - 1} lie outside the {args.split} split")
-    options = {"width": args.size, "height": args.size, "fps": args.fps, "num_frames": args.frames, "motion": args.motion}
+    options = {
+        "width": args.size,
+        "height": args.size,
+        "fps": args.fps,
+        "num_frames": args.frames,
+        "motion": args.motion,
+    }
     if args.framing != "mixed":
         options["framing"] = args.framing
     folders = export_split(args.out, args.split, args.videos, start=args.start, **options)

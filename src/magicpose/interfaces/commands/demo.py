@@ -16,17 +16,28 @@ import time
 from pathlib import Path
 
 from magicpose.errors import InputError
-from magicpose.interfaces.options import add_model_arguments, add_sampling_arguments, load_from_args, sampling_overrides
+from magicpose.interfaces.options import (
+    add_model_arguments,
+    add_sampling_arguments,
+    load_from_args,
+    sampling_overrides,
+)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="animate a held-out puppet with the embedded default model",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = subparsers.add_parser(
+        "demo",
+        help="animate a held-out puppet with the embedded default model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", default="outputs/demo.mp4", help="output video (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=32, help="frames to generate (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--identity", type=int, default=0, help="test-split puppet to animate (default: %(default)s)")
-    parser.add_argument("--motion", type=int, default=1, help="test-split puppet whose dance drives it (default: %(default)s)")
+    parser.add_argument(
+        "--motion", type=int, default=1, help="test-split puppet whose dance drives it (default: %(default)s)"
+    )
     add_sampling_arguments(parser)
     add_model_arguments(parser, official=False)
     parser.set_defaults(func=run)
@@ -52,8 +63,13 @@ def run(args: argparse.Namespace) -> int:
     size = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
     example = retargeting_example(args.identity, args.motion, args.frames, size)
     animation = animate(
-        pipeline, example.reference, example.driving, seed=args.seed, known_reference_pose=example.reference_pose,
-        frame_chunk_size=args.frame_chunk, **sampling,
+        pipeline,
+        example.reference,
+        example.driving,
+        seed=args.seed,
+        known_reference_pose=example.reference_pose,
+        frame_chunk_size=args.frame_chunk,
+        **sampling,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     write_video(out, animation.frames, animation.fps)
@@ -61,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     grid, still = out.with_name(out.stem + "_grid.mp4"), out.with_suffix(".png")
     write_video(grid, rows, animation.fps)
     write_image(still, np.concatenate(rows[::4], axis=0))  # every fourth grid row, for a quick look
-    print(f"wrote {out}, {grid} and {still}: test puppet {args.identity} dancing test motion {args.motion}, "
-          f"{len(animation.frames)} frames at {size}x{size}, {time.perf_counter() - started:.0f} s")  # fmt: skip
+    print(
+        f"wrote {out}, {grid} and {still}: test puppet {args.identity} dancing test motion {args.motion}, "
+        f"{len(animation.frames)} frames at {size}x{size}, {time.perf_counter() - started:.0f} s"
+    )
     return 0

@@ -12,7 +12,12 @@ import sys
 from pathlib import Path
 
 from magicpose.errors import InputError
-from magicpose.interfaces.options import add_model_arguments, add_sampling_arguments, load_from_args, sampling_overrides
+from magicpose.interfaces.options import (
+    add_model_arguments,
+    add_sampling_arguments,
+    load_from_args,
+    sampling_overrides,
+)
 
 PROTOCOL_HELP = (
     "disco: exactly the field's evaluation code (DisCo), quirks included, for numbers comparable with "
@@ -33,38 +38,67 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ground-truth", help="folder of ground-truth frames, named like --generated")
     parser.add_argument("--protocol", choices=("disco", "clean"), default="disco", help=PROTOCOL_HELP)
     parser.add_argument(
-        "--metrics", nargs="+", choices=METRICS, metavar="METRIC",
+        "--metrics",
+        nargs="+",
+        choices=METRICS,
+        metavar="METRIC",
         help=f"metrics to compute, from {', '.join(METRICS)} (default: {' '.join(DEFAULT_METRICS)}; "
         "by default metrics whose weight files are missing are skipped with a warning, "
         "metrics named here must have their weights)",
-    )  # fmt: skip
-    parser.add_argument("--weights-dir", default=str(DEFAULT_WEIGHTS_DIR),
-                        help="folder holding the metric networks' weight files (default: %(default)s, "
-                             "or $MAGICPOSE_METRIC_WEIGHTS)")  # fmt: skip
+    )
+    parser.add_argument(
+        "--weights-dir",
+        default=str(DEFAULT_WEIGHTS_DIR),
+        help="folder holding the metric networks' weight files (default: %(default)s, or $MAGICPOSE_METRIC_WEIGHTS)",
+    )
     parser.add_argument("--json", help="also write all results (per frame, per video, pooled) to this JSON file")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per network batch (default: %(default)s)")
     puppet = parser.add_argument_group(
-        "puppet world", "--puppet: self-reenactment of held-out test puppets (first frame -> later frames), "
-        "scored inside the person mask and with the paper's SSIM/PSNR/L1 (docs/default_model.md)")  # fmt: skip
+        "puppet world",
+        "--puppet: self-reenactment of held-out test puppets (first frame -> later frames), "
+        "scored inside the person mask and with the paper's SSIM/PSNR/L1 (docs/default_model.md)",
+    )
     puppet.add_argument("--puppet", action="store_true", help="evaluate a model on the puppet test split")
-    puppet.add_argument("--no-reference", action="store_true",
-                        help="run without the appearance branch: the pose ControlNet alone (ablation baseline)")  # fmt: skip
-    puppet.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
-                        help="also score the pose-ControlNet-only baseline (the model folder's "
-                             "pretrained_pose_control/ where it has one) and its margin (default: on)")  # fmt: skip
-    puppet.add_argument("--vae-ceiling", action=argparse.BooleanOptionalAction, default=True,
-                        help="also score the ground truth passed through the model's VAE alone: the best any "
-                             "generator in its latent space can do (default: on)")  # fmt: skip
-    puppet.add_argument("--split", choices=("test", "val"), default="test",
-                        help="held-out puppets: test (report) or val (for choosing settings) (default: %(default)s)")  # fmt: skip
+    puppet.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="run without the appearance branch: the pose ControlNet alone (ablation baseline)",
+    )
+    puppet.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also score the pose-ControlNet-only baseline (the model folder's "
+        "pretrained_pose_control/ where it has one) and its margin (default: on)",
+    )
+    puppet.add_argument(
+        "--vae-ceiling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also score the ground truth passed through the model's VAE alone: the best any "
+        "generator in its latent space can do (default: on)",
+    )
+    puppet.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="held-out puppets: test (report) or val (for choosing settings) (default: %(default)s)",
+    )
     puppet.add_argument("--videos", type=int, default=8, help="test videos (default: %(default)s)")
     puppet.add_argument("--frames", type=int, default=8, help="generated frames per video (default: %(default)s)")
-    puppet.add_argument("--frame-stride", type=int, default=3,
-                        help="video frames between generated frames: 3 = 5 fps of the 15-fps puppet videos, "
-                             "1 = every frame, for the temporal measures of a motion module (default: %(default)s)")  # fmt: skip
-    puppet.add_argument("--noise-per-frame", action="store_true",
-                        help="an independent draw of initial noise per frame (AnimateDiff's sampling) instead of "
-                             "one draw for every frame (the official MagicPose sampling)")  # fmt: skip
+    puppet.add_argument(
+        "--frame-stride",
+        type=int,
+        default=3,
+        help="video frames between generated frames: 3 = 5 fps of the 15-fps puppet videos, "
+        "1 = every frame, for the temporal measures of a motion module (default: %(default)s)",
+    )
+    puppet.add_argument(
+        "--noise-per-frame",
+        action="store_true",
+        help="an independent draw of initial noise per frame (AnimateDiff's sampling) instead of "
+        "one draw for every frame (the official MagicPose sampling)",
+    )
     puppet.add_argument("--size", type=int, default=128, help="frame size in pixels (default: %(default)s)")
     puppet.add_argument("--seed", type=int, default=42)
     puppet.add_argument("--no-hands", action="store_true", help="drive with skeletons whose hands are missing")
@@ -93,8 +127,11 @@ def choose_metrics(requested: list[str] | None, weights_dir: str) -> tuple[list[
     for metric in DEFAULT_METRICS:
         missing = missing_weight_files(weights_dir, REQUIRED_WEIGHTS.get(metric, []))
         if missing:
-            sources = "; ".join(f"{WEIGHT_FILES[k].name} from {WEIGHT_FILES[k].published_at}"
-                                for k in REQUIRED_WEIGHTS[metric] if WEIGHT_FILES[k].name in missing)  # fmt: skip
+            sources = "; ".join(
+                f"{WEIGHT_FILES[k].name} from {WEIGHT_FILES[k].published_at}"
+                for k in REQUIRED_WEIGHTS[metric]
+                if WEIGHT_FILES[k].name in missing
+            )
             warnings.append(f"skipping {metric}: {weights_dir} lacks {', '.join(missing)} (get {sources})")
         else:
             metrics.append(metric)
@@ -105,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
     if args.puppet:
         return run_puppet(args)
     if not args.generated or not args.ground_truth:
-        raise InputError("give --generated and --ground-truth folders, or --puppet to evaluate a model on the puppet world")
+        raise InputError(
+            "give --generated and --ground-truth folders, or --puppet to evaluate a model on the puppet world"
+        )
 
     from magicpose.evaluation.evaluator import evaluate, load_networks
     from magicpose.evaluation.pairing import pair_frames
@@ -123,8 +162,12 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     networks = load_networks(metrics, args.weights_dir, device)
     results = evaluate(videos, metrics, args.protocol, networks, batch_size=args.batch_size)
-    results.update(generated=str(args.generated), ground_truth=str(args.ground_truth),
-                   skipped=skip_warnings, warnings=pairing_warnings)  # fmt: skip
+    results.update(
+        generated=str(args.generated),
+        ground_truth=str(args.ground_truth),
+        skipped=skip_warnings,
+        warnings=pairing_warnings,
+    )
     print(f"protocol: {args.protocol}")
     print(format_table(results))
     if args.json:
@@ -134,7 +177,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_puppet(args: argparse.Namespace) -> int:
-    from magicpose.evaluation.puppet_benchmark import evaluate_on_puppets, format_rows, reconstruct_puppets, target_lines
+    from magicpose.evaluation.puppet_benchmark import (
+        evaluate_on_puppets,
+        format_rows,
+        reconstruct_puppets,
+        target_lines,
+    )
     from magicpose.evaluation.report import write_json
     from magicpose.models.default import default_model_folder
     from magicpose.models.motion_module import is_motion_unet
@@ -146,12 +194,24 @@ def run_puppet(args: argparse.Namespace) -> int:
     overrides = sampling_overrides(args)
     folder = args.model or default_model_folder()
     pipeline = load_from_args(args)
-    motion_adapter = args.motion_adapter or (str(Path(folder) / MOTION_ADAPTER) if is_motion_unet(pipeline.unet) else None)
+    motion_adapter = args.motion_adapter or (
+        str(Path(folder) / MOTION_ADAPTER) if is_motion_unet(pipeline.unet) else None
+    )
     pipeline.set_progress_bar_config(disable=True)
     recipe = pipeline.recipe(**overrides)
-    options = dict(videos=args.videos, frames_per_video=args.frames, size=args.size, seed=args.seed, split=args.split,
-                   hands=not args.no_hands, face=not args.no_face, frame_stride=args.frame_stride,
-                   noise_per_frame=args.noise_per_frame, frame_chunk_size=args.frame_chunk, **recipe)  # fmt: skip
+    options = dict(
+        videos=args.videos,
+        frames_per_video=args.frames,
+        size=args.size,
+        seed=args.seed,
+        split=args.split,
+        hands=not args.no_hands,
+        face=not args.no_face,
+        frame_stride=args.frame_stride,
+        noise_per_frame=args.noise_per_frame,
+        frame_chunk_size=args.frame_chunk,
+        **recipe,
+    )
     label = "pose ControlNet only" if args.no_reference else "model"
     rows = {label: evaluate_on_puppets(pipeline, reference=not args.no_reference, **options).mean()}
     baseline = None
@@ -160,7 +220,9 @@ def run_puppet(args: argparse.Namespace) -> int:
         if (pretrained / "config.json").is_file():
             from diffusers import ControlNetModel
 
-            pipeline.pose_control = ControlNetModel.from_pretrained(pretrained, torch_dtype=pipeline.unet.dtype).to(pipeline.device)
+            pipeline.pose_control = ControlNetModel.from_pretrained(pretrained, torch_dtype=pipeline.unet.dtype).to(
+                pipeline.device
+            )
         else:
             baseline_label += " (the model's own ControlNet)"
         baseline = rows[baseline_label] = evaluate_on_puppets(pipeline, reference=False, **options).mean()
@@ -168,21 +230,36 @@ def run_puppet(args: argparse.Namespace) -> int:
         clips = {name: options[name] for name in ("videos", "frames_per_video", "size", "split", "frame_stride")}
         rows["VAE reconstruction (ceiling)"] = reconstruct_puppets(pipeline, **clips).mean()
 
-    driving = "full skeletons" if not (args.no_hands or args.no_face) else "skeletons without " + " and ".join(
-        part for part, off in (("hands", args.no_hands), ("face", args.no_face)) if off)  # fmt: skip
+    driving = (
+        "full skeletons"
+        if not (args.no_hands or args.no_face)
+        else "skeletons without "
+        + " and ".join(part for part, off in (("hands", args.no_hands), ("face", args.no_face)) if off)
+    )
     start = "the noised reference" if recipe["start_from_reference"] else "pure noise"
     motion = f" with the motion module {args.motion_adapter or MOTION_ADAPTER + '/'}" if motion_adapter else ""
     motion += ", noise drawn per frame" if args.noise_per_frame else ""
     interval = recipe["guidance_interval"]
     interval = f" in ({interval[0]:g}, {interval[1]:g}]" if interval else ""
-    print(f"{folder}{motion}: {args.videos} {args.split} puppets x {args.frames} frames (every {args.frame_stride}) "
-          f"at {args.size}px, {recipe['num_inference_steps']} steps of {type(pipeline.scheduler).__name__} from {start}, "
-          f"guidance {recipe['guidance_scale']:g}{interval}, {driving}")  # fmt: skip
+    print(
+        f"{folder}{motion}: {args.videos} {args.split} puppets x {args.frames} frames (every {args.frame_stride}) "
+        f"at {args.size}px, {recipe['num_inference_steps']} steps of "
+        f"{type(pipeline.scheduler).__name__} from {start}, "
+        f"guidance {recipe['guidance_scale']:g}{interval}, {driving}"
+    )
     print(format_rows(rows))
     if not args.no_reference:
         print("\n".join(target_lines(rows["model"], baseline)))
     if args.json:
-        write_json({"model": str(folder), "motion_adapter": motion_adapter, "scheduler": type(pipeline.scheduler).__name__,
-                    "options": options, "rows": rows}, args.json)  # fmt: skip
+        write_json(
+            {
+                "model": str(folder),
+                "motion_adapter": motion_adapter,
+                "scheduler": type(pipeline.scheduler).__name__,
+                "options": options,
+                "rows": rows,
+            },
+            args.json,
+        )
         print(f"wrote {args.json}")
     return 0

@@ -1,8 +1,8 @@
 """`magicpose pose`: extract poses from a video or image, render them, align them to a reference.
 
-    magicpose pose extract dance.mp4 -o poses.json --preview skeleton.mp4
-    magicpose pose render poses.json -o skeleton.mp4 [--no-hands] [--no-face]
-    magicpose pose align poses.json --reference photo.png -o aligned.json --preview aligned.mp4
+magicpose pose extract dance.mp4 -o poses.json --preview skeleton.mp4
+magicpose pose render poses.json -o skeleton.mp4 [--no-hands] [--no-face]
+magicpose pose align poses.json --reference photo.png -o aligned.json --preview aligned.mp4
 """
 
 from __future__ import annotations
@@ -83,8 +83,10 @@ def run_extract(args) -> int:
         sequence.fps = args.fps
     save_poses(sequence, args.output)
     missing = int((~sequence.found).sum())
-    print(f"{args.output}: {len(sequence)} frames at {sequence.fps:g} fps, {sequence.width}x{sequence.height}"
-          + (f", {missing} without a person (filled)" if missing else ""))
+    print(
+        f"{args.output}: {len(sequence)} frames at {sequence.fps:g} fps, {sequence.width}x{sequence.height}"
+        + (f", {missing} without a person (filled)" if missing else "")
+    )
     if args.preview is not None:
         write_skeleton(args.preview, sequence)
         print(f"{args.preview}: skeleton preview")
@@ -130,21 +132,32 @@ def run_align(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("pose", help="extract, render and align OpenPose skeletons", description=__doc__.splitlines()[0])
+    parser = subparsers.add_parser(
+        "pose", help="extract, render and align OpenPose skeletons", description=__doc__.splitlines()[0]
+    )
     actions = parser.add_subparsers(dest="pose_command", metavar="ACTION", required=True)
 
     extract = actions.add_parser("extract", help="detect poses in a video, image folder or photo (mediapipe Holistic)")
-    extract.add_argument("input", type=Path, metavar="VIDEO_OR_IMAGE", help="mp4/mov/avi/webm/gif, a folder of frames, or a photo")
+    extract.add_argument(
+        "input", type=Path, metavar="VIDEO_OR_IMAGE", help="mp4/mov/avi/webm/gif, a folder of frames, or a photo"
+    )
     extract.add_argument("-o", "--output", type=Path, required=True, help="pose sequence file to write (.json)")
     extract.add_argument("--preview", type=Path, help="also render the skeletons (.mp4, or .png for a photo)")
     extract.add_argument("--fps", type=_positive, help="override the frame rate (image folders default to 30)")
-    extract.add_argument("--min-visibility", type=float, default=0.3, help="BlazePose visibility below which a joint is dropped (default 0.3)")
+    extract.add_argument(
+        "--min-visibility",
+        type=float,
+        default=0.3,
+        help="BlazePose visibility below which a joint is dropped (default 0.3)",
+    )
     extract.add_argument("--no-iris", action="store_true", help="skip the iris model; pupils become eye centres")
     extract.set_defaults(func=run_extract)
 
     render = actions.add_parser("render", help="draw poses as OpenPose condition images (.mp4 or .png)")
     render.add_argument("poses", type=Path, help="pose sequence file, an OpenPose JSON file or a folder of them")
-    render.add_argument("-o", "--output", type=Path, required=True, help="skeleton video (.mp4) or image (.png, one frame)")
+    render.add_argument(
+        "-o", "--output", type=Path, required=True, help="skeleton video (.mp4) or image (.png, one frame)"
+    )
     render.add_argument("--no-hands", action="store_true", help="leave the hands out")
     render.add_argument("--no-face", action="store_true", help="leave the face out")
     render.add_argument("--size", type=_size, help="WIDTHxHEIGHT for OpenPose files that do not record it")

@@ -11,8 +11,12 @@ import sys
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train a stage (vae, base_unet, controlnet, appearance, pose)",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = subparsers.add_parser(
+        "train",
+        help="train a stage (vae, base_unet, controlnet, appearance, pose)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("config", help="YAML config (see configs/)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output.dir")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.max_steps=100")
