@@ -132,8 +132,8 @@ def test_the_embedded_model_says_what_it_is_and_a_named_model_does_not(workdir, 
 def test_max_frames_limits_pose_detection_to_those_frames(workdir, monkeypatch):
     from magicpose.data.puppet.world import PuppetVideo, video_spec
     from magicpose.media import write_video
-    from magicpose.pipelines.animation import load_driving_poses
     from magicpose.poses.detect import PoseDetector
+    from magicpose.workflows.animation import load_driving_poses
 
     video = PuppetVideo(video_spec("test", 1, num_frames=12, framing="full"))
     write_video(workdir / "dance.mp4", [video.frame(i).image for i in range(12)], video.spec.fps)

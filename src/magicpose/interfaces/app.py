@@ -1,4 +1,4 @@
-"""The web app behind `magicpose app`: a Gradio page around `magicpose.pipelines.animation`.
+"""The web app behind `magicpose app`: a Gradio page around `magicpose.workflows.animation`.
 
     reference photo ─┐                 ┌─ skeleton preview (driving frame 0)
     driving video ───┴─ check limits ──┼─ alignment preview (aligned skeleton over the reference)
@@ -103,7 +103,7 @@ def load_reference(path: str | os.PathLike | None, max_mb: float) -> np.ndarray:
 
 def load_driving(path: str | os.PathLike | None, max_mb: float, max_frames: int):
     """Driving poses of an uploaded video, rejected before pose detection when it is too long."""
-    from magicpose.pipelines.animation import load_driving_poses
+    from magicpose.workflows.animation import load_driving_poses
 
     path = check_upload(path, "driving video", max_mb)
     frames, fps = count_frames(path)
@@ -127,8 +127,9 @@ def parse_side(size: float | int | None) -> tuple[int, int] | None:
 
 def preview(reference: np.ndarray, driving, size: tuple[int, int], align: bool) -> tuple[np.ndarray, np.ndarray, str]:
     """(skeleton of the first driving frame, aligned skeleton blended over the reference, a note)."""
-    from magicpose.pipelines.animation import fit_image, prepare_driving
+    from magicpose.poses.framing import fit_image
     from magicpose.poses.render import draw_openpose
+    from magicpose.workflows.animation import prepare_driving
 
     skeleton = draw_openpose(driving.frames[0], driving.width, driving.height)
     poses, aligned = prepare_driving(reference, driving, size, align)
@@ -164,8 +165,8 @@ def generate(
 ) -> tuple[Path, Path, str]:
     """Animate and write result.mp4 and grid.mp4 (reference | skeleton | result) into `out_dir`."""
     from magicpose.media import write_video
-    from magicpose.pipelines.animation import animate, grid_frames
     from magicpose.pipelines.pipeline_magicpose import check_recipe
+    from magicpose.workflows.animation import animate, grid_frames
 
     check_recipe(num_inference_steps=int(steps), guidance_scale=float(guidance))
     animation = animate(

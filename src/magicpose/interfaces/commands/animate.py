@@ -86,7 +86,7 @@ def check_writable(path: Path) -> None:
 def prepare(args: argparse.Namespace):
     """Check the options and read the inputs, before any model is loaded."""
     from magicpose.media import read_image
-    from magicpose.pipelines.animation import load_driving_poses
+    from magicpose.workflows.animation import load_driving_poses
 
     check_writable(Path(args.out))
     sampling = sampling_overrides(args)
@@ -100,7 +100,7 @@ def prepare(args: argparse.Namespace):
 def produce(pipeline, args: argparse.Namespace, prepared):
     """Animate and write the video (and grid); returns the animation and the files written."""
     from magicpose.media import write_video
-    from magicpose.pipelines.animation import animate, grid_frames
+    from magicpose.workflows.animation import animate, grid_frames
 
     reference, driving, sampling = prepared
     written = [Path(args.out)]

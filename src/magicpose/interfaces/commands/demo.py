@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from magicpose.data.puppet.examples import retargeting_example
     from magicpose.media import write_image, write_video
-    from magicpose.pipelines.animation import animate, grid_frames
+    from magicpose.workflows.animation import animate, grid_frames
 
     started = time.perf_counter()
     out = Path(args.out)
