@@ -34,7 +34,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from magicpose.models.magicpose_model import MagicPoseModel
-from magicpose.models.official_checkpoint import _instantiate, diffusers_configs, load_ldm_config
+from magicpose.models.official_checkpoint import diffusers_configs, instantiate, load_ldm_config
 from magicpose.pipelines.image_guidance import guided_epsilon
 
 META = torch.device("meta")
@@ -46,7 +46,7 @@ def build_meta_model() -> MagicPoseModel:
     """The SD-1.5-size MagicPose networks, parameters on the meta device (no memory)."""
     configs = diffusers_configs(load_ldm_config())
     with META:
-        networks = {name: _instantiate(name, configs[name]) for name in ("unet", "appearance_control", "pose_control")}
+        networks = {name: instantiate(name, configs[name]) for name in ("unet", "appearance_control", "pose_control")}
     model = MagicPoseModel(networks["unet"], networks["appearance_control"], networks["pose_control"])
     return model.eval()
 

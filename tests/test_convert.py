@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from magicpose.errors import MissingWeightsError
 from magicpose.files import process_umask
 from magicpose.interfaces.cli import main
+from magicpose.models.noise_schedule import official_ddim_scheduler
 from magicpose.models.official_checkpoint import (
     CLIP_PREFIX,
     COMPONENT_CLASSES,
@@ -20,9 +21,9 @@ from magicpose.models.official_checkpoint import (
     load_ldm_config,
 )
 from magicpose.models.text_context import TextContext, encode_prompt
-from magicpose.pipelines.assembly import load_pipeline, pipeline_from_official
+from magicpose.pipelines.assembly import load_pipeline
+from magicpose.pipelines.official import pipeline_from_official
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
-from magicpose.pipelines.schedulers import official_ddim_scheduler
 from tests.reference_data import reference_path
 
 

@@ -8,10 +8,10 @@ import yaml
 from safetensors.torch import load_file
 
 from magicpose.models.magicpose_model import MagicPoseModel
+from magicpose.models.noise_schedule import official_ddim_scheduler
 from magicpose.models.official_checkpoint import build_components, convert_official_state_dict
 from magicpose.models.text_context import TextContext
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
-from magicpose.pipelines.schedulers import official_ddim_scheduler
 from tests.reference_data import reference_path
 
 TOLERANCE = 1e-4  # relative, float32 (the oracle itself varies by ~1e-6 across thread counts)

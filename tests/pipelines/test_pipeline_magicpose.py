@@ -246,7 +246,8 @@ def test_start_from_reference_is_a_saved_model_setting_that_a_call_can_override(
 
 def test_schedulers_by_name_keep_the_noise_schedule_and_ddim_is_the_official_one():
     from magicpose.interfaces.options import SCHEDULER_NAMES
-    from magicpose.pipelines.schedulers import SCHEDULERS, official_ddim_scheduler, scheduler_named
+    from magicpose.models.noise_schedule import official_ddim_scheduler
+    from magicpose.pipelines.schedulers import SCHEDULERS, scheduler_named
 
     assert set(SCHEDULER_NAMES) == set(SCHEDULERS)
     official = official_ddim_scheduler()

@@ -4,8 +4,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from magicpose.models.noise_schedule import official_ddim_scheduler
 from magicpose.models.presets import build_components
-from magicpose.pipelines.schedulers import official_ddim_scheduler
 from magicpose.training.config import config_from_dict, load_config
 from magicpose.training.export import calibrate_vae_latents, export_components
 

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 
-from magicpose.pipelines.schedulers import official_ddim_scheduler
+from magicpose.models.noise_schedule import official_ddim_scheduler
 from magicpose.training.config import OutputConfig, SamplingConfig
 from magicpose.training.data import validation_batch
 from magicpose.training.stages import build_stage, trainable_parameters

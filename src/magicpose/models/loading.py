@@ -99,8 +99,8 @@ def components_from_sd15(sd15: dict, controlnet=None) -> dict:
     """The untrained MagicPose of the paper's recipe: appearance branch copied from the SD UNet, the
     OpenPose ControlNet as the pose branch, and the empty-prompt context computed once."""
     from magicpose.models.appearance_control import AppearanceControlModel
+    from magicpose.models.noise_schedule import official_ddim_scheduler
     from magicpose.models.text_context import TextContext, encode_prompt
-    from magicpose.pipelines.schedulers import official_ddim_scheduler
 
     return {
         "unet": sd15["unet"],

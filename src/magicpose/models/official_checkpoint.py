@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
-import inspect
 import json
 import os
 import sys
@@ -47,7 +45,7 @@ from diffusers.loaders.single_file_utils import (
 
 from magicpose.errors import InputError, MissingWeightsError
 from magicpose.models.appearance_control import AppearanceControlModel
-from magicpose.pipelines.schedulers import official_ddim_scheduler
+from magicpose.models.noise_schedule import official_ddim_scheduler
 
 SD15_CONFIG = Path(__file__).with_name("configs") / "magicpose_sd15.yaml"
 
@@ -314,7 +312,7 @@ def build_component(
     from accelerate import init_empty_weights
 
     with init_empty_weights(include_buffers=False):  # buffers outside the state dict (position ids) stay real
-        model = _instantiate(name, config)
+        model = instantiate(name, config)
     expected = model.state_dict()
     state = dict(state)
     for key, value in state.items():
@@ -337,7 +335,7 @@ def build_component(
     return model
 
 
-def _instantiate(name: str, config: dict) -> torch.nn.Module:
+def instantiate(name: str, config: dict) -> torch.nn.Module:
     if name == "text_encoder":
         from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -348,7 +346,7 @@ def _instantiate(name: str, config: dict) -> torch.nn.Module:
 def component_shapes(name: str, config: dict) -> dict[str, torch.Size]:
     """Parameter shapes of a component built on the meta device: no memory, nothing downloaded."""
     with torch.device("meta"):
-        model = _instantiate(name, config)
+        model = instantiate(name, config)
     return {key: value.shape for key, value in model.state_dict().items()}
 
 
@@ -383,7 +381,7 @@ def load_components(
     """Build components (all of the plan's by default) from the planned file, each around its tensors.
 
     The file is mapped afresh for each call; the mapping (and every page read from it) goes once the
-    returned modules are dropped, which is what lets `convert_to_folder` hold one component at a time.
+    returned modules are dropped, which lets `pipelines.official.convert_to_folder` hold one component at a time.
     """
     if plan.checkpoint is None:
         raise ValueError("the plan was not made from a file; use plan_official_checkpoint")
@@ -418,89 +416,6 @@ def empty_prompt_context(text_encoder: torch.nn.Module | None, tokenizer, plan: 
         return TextContext.from_tensor(encode_prompt(text_encoder, "", tokenizer))
     warnings.warn("the checkpoint has no text encoder: the cross-attention context is zeros", stacklevel=2)
     return TextContext(length=77, dim=plan.configs["unet"]["cross_attention_dim"])
-
-
-def convert_to_folder(
-    checkpoint: str | Path,
-    out: str | Path,
-    config: str | Path | None = None,
-    sd15: str | Path | None = None,
-    dtype: torch.dtype | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write the official checkpoint as a pipeline folder (what `MagicPosePipeline.save_pretrained` writes).
-
-    One component at a time: it is read from the memory-mapped file, built around the file's tensors
-    (cast if `dtype` asks), saved with its own `save_pretrained` and dropped, with its mapping, before
-    the next. `model_index.json` is the config of a `MagicPosePipeline` whose networks are built on the
-    meta device. Everything goes into a temporary folder beside `out` that replaces `out` when complete;
-    folders and files get the modes plain file calls give under the process umask.
-    """
-    from accelerate import init_empty_weights
-
-    from magicpose.files import atomic_folder
-    from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
-    from magicpose.pipelines.schedulers import official_ddim_scheduler
-
-    plan = plan_official_checkpoint(checkpoint, config)
-    tokenizer = load_sd15_tokenizer(sd15) if sd15 is not None else None
-    with atomic_folder(out, overwrite=overwrite) as folder:
-        written = set()
-        if "text_encoder" in plan.configs:  # first: the empty prompt's context is computed from it in float32
-            encoder = load_components(plan, ["text_encoder"])["text_encoder"]
-            context = empty_prompt_context(encoder, tokenizer, plan)
-            _save_component(encoder.to(dtype) if dtype is not None else encoder, folder / "text_encoder")
-            written.add("text_encoder")
-            del encoder
-            gc.collect()
-        else:
-            context = empty_prompt_context(None, tokenizer, plan)
-        with init_empty_weights():
-            placeholders = {name: _instantiate(name, plan.configs[name]) for name in plan.components}
-        pipeline = MagicPosePipeline(
-            **{name: module for name, module in placeholders.items() if name != "text_encoder"},
-            text_context=context,  # kept in float32; cast per call
-            scheduler=official_ddim_scheduler(),
-            text_encoder=placeholders.get("text_encoder"),
-            tokenizer=tokenizer,
-        )
-        del placeholders
-        for name in _saved_components(pipeline):
-            if name in written:
-                continue
-            module = load_components(plan, [name], dtype)[name] if name in plan.configs else getattr(pipeline, name)
-            _save_component(module, folder / name)
-            del module
-            gc.collect()
-        pipeline.save_config(folder)
-    return Path(out)
-
-
-def _saved_components(pipeline) -> list[str]:
-    """The components `DiffusionPipeline.save_pretrained` writes a folder for, in its order."""
-    expected, _ = pipeline._get_signature_keys(pipeline)
-    return [
-        name
-        for name, value in pipeline.config.items()
-        if name in expected and not (name in pipeline._optional_components and value[0] is None)
-    ]
-
-
-def _save_component(module, folder: Path) -> None:
-    """`module.save_pretrained(folder)` with the arguments `DiffusionPipeline.save_pretrained` passes."""
-    save = module.save_pretrained
-    parameters = inspect.signature(save).parameters
-    kwargs = {
-        key: value
-        for key, value in (
-            ("safe_serialization", True),
-            ("variant", None),
-            ("use_flashpack", False),
-            ("save_peft_format", False),
-        )
-        if key in parameters
-    }
-    save(os.fspath(folder), **kwargs)
 
 
 class _PageRelease:

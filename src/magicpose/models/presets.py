@@ -110,7 +110,7 @@ def build_components(
     base UNet and the ControlNet from the UNet's encoder, its zero convolutions zero unless
     `zero_init_controlnet=False` (tests want the pose path to have an effect from the start).
     """
-    from magicpose.pipelines.schedulers import official_ddim_scheduler
+    from magicpose.models.noise_schedule import official_ddim_scheduler
 
     configs = component_configs(preset)
     with torch.random.fork_rng(), torch.device(device or "cpu"):

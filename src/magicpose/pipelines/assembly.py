@@ -11,6 +11,7 @@ import torch
 from magicpose.errors import InputError, MissingWeightsError
 from magicpose.files import atomic_folder
 from magicpose.models.loading import missing_parts
+from magicpose.pipelines.official import pipeline_from_official
 
 PIPELINE_REQUIRED = ("unet", "appearance_control", "pose_control", "vae", "text_context", "scheduler")
 
@@ -170,39 +171,6 @@ def add_motion_module(pipeline, source: str | Path):
         adapter = adapter.to(pipeline.unet.dtype)
     pipeline.unet = build_motion_unet(pipeline.unet, adapter)
     return pipeline
-
-
-def pipeline_from_official(
-    checkpoint: str | Path, config: str | Path | None = None, sd15: str | Path | None = None, dtype=None
-):
-    """Convert an official `model_state-*.th` in memory. `sd15` (optional) supplies the tokenizer for text prompts.
-
-    The file is memory-mapped and every network is built around its tensors (cast one by one where
-    `dtype` differs), so the weights are held once; `magicpose convert` writes a folder instead.
-    """
-    from magicpose.models.official_checkpoint import (
-        empty_prompt_context,
-        load_components,
-        load_sd15_tokenizer,
-        plan_official_checkpoint,
-    )
-    from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
-    from magicpose.pipelines.schedulers import official_ddim_scheduler
-
-    plan = plan_official_checkpoint(checkpoint, config)  # refuses stage-1 checkpoints before reading weights
-    tokenizer = load_sd15_tokenizer(sd15) if sd15 is not None else None
-    text_encoder = load_components(plan, ["text_encoder"])["text_encoder"] if "text_encoder" in plan.configs else None
-    context = empty_prompt_context(text_encoder, tokenizer, plan)  # from the float32 encoder
-    if text_encoder is not None and dtype is not None:
-        text_encoder = text_encoder.to(dtype)
-    components = load_components(plan, [name for name in plan.components if name != "text_encoder"], dtype)
-    return MagicPosePipeline(
-        **components,
-        text_context=context,  # kept in float32; cast per call
-        scheduler=official_ddim_scheduler(),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-    )
 
 
 def save_pipeline_atomically(pipeline, out: str | Path, overwrite: bool = False) -> Path:

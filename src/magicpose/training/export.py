@@ -45,8 +45,9 @@ def pipeline_for(parts: dict, sampling: SamplingConfig | None = None):
     """A `MagicPosePipeline` of `parts` (the modules themselves, not copies) that samples with `sampling`
     (default: the official recipe) by default: what a whole-pipeline export writes, and what the
     validation grids of the MagicPose stages sample through (training/validation.py)."""
+    from magicpose.models.noise_schedule import official_ddim_scheduler
     from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
-    from magicpose.pipelines.schedulers import official_ddim_scheduler, scheduler_named
+    from magicpose.pipelines.schedulers import scheduler_named
 
     sampling = sampling or SamplingConfig()
     return MagicPosePipeline(

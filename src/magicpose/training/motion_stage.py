@@ -53,7 +53,7 @@ class MotionStage(torch.nn.Module):
         super().__init__()
         from diffusers import DDPMScheduler, MotionAdapter
 
-        from magicpose.pipelines.schedulers import OFFICIAL_SCHEDULE
+        from magicpose.models.noise_schedule import OFFICIAL_SCHEDULE
 
         source = getattr(config.model, "motion_adapter", None)
         if source:

@@ -70,7 +70,7 @@ def load_components(model: ModelConfig) -> dict:
                     conditioning_channels=3,
                     **({"conditioning_embedding_out_channels": hint} if hint else {}),
                 )
-    from magicpose.pipelines.schedulers import official_ddim_scheduler
+    from magicpose.models.noise_schedule import official_ddim_scheduler
 
     components["scheduler"] = official_ddim_scheduler()
     components["loaded"] = given
@@ -157,7 +157,7 @@ def _load_folder(cls, path: str, name: str):
 def _noise_schedule():
     from diffusers import DDPMScheduler
 
-    from magicpose.pipelines.schedulers import OFFICIAL_SCHEDULE
+    from magicpose.models.noise_schedule import OFFICIAL_SCHEDULE
 
     return DDPMScheduler(**OFFICIAL_SCHEDULE)
 

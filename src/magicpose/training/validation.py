@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from magicpose.pipelines.schedulers import official_ddim_scheduler
+from magicpose.models.noise_schedule import official_ddim_scheduler
 from magicpose.training.config import OutputConfig, SamplingConfig
 
 SEED = 42  # the official sampling seed: every grid starts from the same noise

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from magicpose.models.official_checkpoint import convert_to_folder
+    from magicpose.pipelines.official import convert_to_folder
 
     dtype = getattr(torch, DTYPES[args.dtype])
     out = convert_to_folder(
