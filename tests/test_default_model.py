@@ -36,10 +36,10 @@ def test_the_default_model_reenacts_a_held_out_puppet():
     baseline = evaluate_on_puppets(
         pipeline, videos=1, frames_per_video=2, num_inference_steps=10, reference=False, progress=False
     ).mean()
-    # floors below the measured figures (docs/default_model.md, about 11 dB): pure noise scores about 6 dB
-    # (as 0..255 inputs to the networks did), so a broken model or pipeline fails them
-    assert scores["mask_iou"] > 0.1 and scores["masked_psnr"] > 8.5
-    assert scores["masked_psnr"] > baseline["masked_psnr"]  # the appearance branch carries the identity
+    # floors just under the figures this exact run gives (masked PSNR 19.57 dB, IoU 0.627; the ControlNet-only
+    # baseline 11.35 dB), so that a regression of the model, the pipeline or the recipe shows
+    assert scores["masked_psnr"] > 18.5 and scores["mask_iou"] > 0.58
+    assert scores["masked_psnr"] - baseline["masked_psnr"] > 6.0  # the appearance branch carries the identity
 
 
 def test_demo_runs_on_the_default_model(tmp_path):

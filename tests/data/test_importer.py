@@ -11,6 +11,7 @@ from magicpose.data.puppet.world import PuppetVideo, video_spec
 from magicpose.errors import InputError
 from magicpose.media import write_video
 from magicpose.poses.types import PoseSequence
+from tests.reference_data import reference_path
 
 
 class CountingDetector:
@@ -71,13 +72,10 @@ def test_import_refuses_a_folder_without_videos(tmp_path):
 
 def test_import_with_the_real_detector(tmp_path):
     """MediaPipe Holistic (offline, in the wheel) on a short clip made from the reference photo."""
-    from pathlib import Path
 
     from magicpose.media import read_image
 
-    photo = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "real_media" / "astronaut.png"
-    if not photo.is_file():
-        pytest.skip(f"shared reference data not found at {photo} (clone the project with shared/ beside it)")
+    photo = reference_path("real_media", "astronaut.png")
     write_video(tmp_path / "src" / "astronaut.mp4", [read_image(photo)] * 2, fps=10.0)
     import_videos(tmp_path / "src", tmp_path / "out", max_side=256, progress=False)
     record = LayoutDataset(tmp_path / "out")[0]

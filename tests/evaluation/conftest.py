@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
-from evaluation_helpers import REFERENCE
+
+from tests.reference_data import reference_path
 
 
 @pytest.fixture
 def astronaut() -> np.ndarray:
-    path = REFERENCE / "real_media" / "astronaut.png"
-    if not path.exists():
-        pytest.skip(f"reference image {path} is absent (clone shared/ beside the repository)")
+    path = reference_path("real_media", "astronaut.png")
     from PIL import Image
 
     return np.asarray(Image.open(path).convert("RGB"))

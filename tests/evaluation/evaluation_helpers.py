@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
 
 
 def randomize(module: nn.Module, seed: int = 0) -> nn.Module:

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from evaluation_helpers import noisy, randomize, smooth_frames
 from PIL import Image
 
 from magicpose.evaluation import inception, lpips
 from magicpose.evaluation.weights import WEIGHT_FILES
 from magicpose.interfaces.cli import main
+from tests.evaluation.evaluation_helpers import noisy, randomize, smooth_frames
 
 
 def make_folders(tmp_path, count):

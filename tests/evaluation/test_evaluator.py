@@ -3,12 +3,13 @@
 import cv2
 import numpy as np
 import pytest
-from evaluation_helpers import noisy, randomize, smooth_frames
 
 from magicpose.evaluation import adaface, face_cos, i3d, inception, lpips, resnet3d
 from magicpose.evaluation.evaluator import HIGHER_IS_BETTER, METRICS, Networks, evaluate
 from magicpose.evaluation.pairing import pair_frames
 from magicpose.evaluation.report import format_table, write_json
+from tests.evaluation.evaluation_helpers import noisy, randomize, smooth_frames
+from tests.reference_data import reference_path
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +38,11 @@ def write_videos(root, videos):
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, request):
-    from evaluation_helpers import REFERENCE
     from PIL import Image
 
-    path = REFERENCE / "real_media" / "astronaut.png"
-    if not path.exists():
-        pytest.skip(f"reference image {path} is absent (clone shared/ beside the repository)")
+    path = reference_path("real_media", "astronaut.png")
     face = np.asarray(Image.open(path).convert("RGB").resize((128, 128)))
-    truth = {"dance": smooth_frames(18, size=48), "face": [np.roll(face, 2 * i, axis=1) for i in range(3)]}
+    truth = {"dance": smooth_frames(34, size=48), "face": [np.roll(face, 2 * i, axis=1) for i in range(3)]}
     root = tmp_path_factory.mktemp("eval")
     write_videos(root / "gt", truth)
     for sigma in (4, 12):
@@ -60,7 +58,7 @@ def test_every_metric_worsens_with_more_noise(folders, networks, protocol):
         assert warnings == []
         results[sigma] = evaluate(videos, list(METRICS), protocol, networks, batch_size=8, progress=False)
     good, bad = results[4]["pooled"], results[12]["pooled"]
-    assert good["frames"] == 21 and good["videos"] == 2
+    assert good["frames"] == 37 and good["videos"] == 2
     assert good["face_pairs_scored"] >= 2  # the astronaut's face is found in the lightly noised frames
     for metric in METRICS:
         assert good[metric] is not None and bad[metric] is not None, metric
@@ -69,13 +67,13 @@ def test_every_metric_worsens_with_more_noise(folders, networks, protocol):
         else:
             assert good[metric] < bad[metric], metric
     video = results[4]["videos"]["dance"]
-    assert video["frames"] == 18 and len(video["per_frame"]["ssim"]) == 18 and video["fid"] is not None
+    assert video["frames"] == 34 and len(video["per_frame"]["ssim"]) == 34 and video["fid"] is not None
     # Frame-wise metrics pool over frames, not over video means.
     all_ssim = results[4]["videos"]["dance"]["per_frame"]["ssim"] + results[4]["videos"]["face"]["per_frame"]["ssim"]
     assert good["ssim"] == pytest.approx(np.mean(all_ssim))
-    expected_samples = (
-        2 if protocol == "disco" else 2
-    )  # disco: one per video; clean: one full clip + one padded short video
+    # disco: one sample per video; clean: the dance's two whole 16-frame clips (its last 2 frames dropped)
+    # and the 3-frame face video, shorter than a clip, padded to one.
+    expected_samples = {"disco": 2, "clean": 3}[protocol]
     assert good["fid-vid_samples"] == expected_samples
 
 

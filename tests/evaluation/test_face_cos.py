@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from evaluation_helpers import noisy, randomize
 from skimage.transform import SimilarityTransform
 
 from magicpose.evaluation import adaface, face_cos
+from tests.evaluation.evaluation_helpers import noisy, randomize
 
 
 def test_similarity_transform_matches_scikit_image():
@@ -51,8 +51,8 @@ def test_alignment_puts_the_face_on_the_arcface_template(astronaut, aligner):
     assert face.shape == (112, 112, 3) and face.dtype == np.uint8
     # The aligned crop shows a face again, with the eyes where the template has them.
     again = aligner.landmarks(np.ascontiguousarray(face))
-    if again is not None:
-        assert np.abs(face_cos.five_points(again)[:2] - face_cos.ARCFACE_TEMPLATE[:2]).max() < 6
+    assert again is not None  # measured: found, eyes 2.6 px from the template
+    assert np.abs(face_cos.five_points(again)[:2] - face_cos.ARCFACE_TEMPLATE[:2]).max() < 4
 
 
 def test_face_cos_is_one_for_identical_faces_and_drops_with_noise(astronaut, aligner):

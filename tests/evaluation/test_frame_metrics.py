@@ -1,10 +1,10 @@
 import cv2
 import numpy as np
 import pytest
-from evaluation_helpers import noisy, smooth_frames
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from magicpose.evaluation import frame_metrics
+from tests.evaluation.evaluation_helpers import noisy, smooth_frames
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from evaluation_helpers import randomize
 
 from magicpose.errors import InputError, MissingWeightsError
 from magicpose.evaluation import adaface, i3d, inception, lpips, resnet3d
 from magicpose.evaluation.fid import frechet_distance_of_features
 from magicpose.evaluation.weights import WEIGHT_FILES
+from tests.evaluation.evaluation_helpers import randomize
 
 
 def save(weights_dir, key, obj):

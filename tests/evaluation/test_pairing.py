@@ -73,7 +73,8 @@ def test_bad_folders(tmp_path):
 
 def test_dataset_layout_and_video_files(tmp_path):
     import av
-    from evaluation_helpers import smooth_frames
+
+    from tests.evaluation.evaluation_helpers import smooth_frames
 
     truth = smooth_frames(6, size=32)
     for i, frame in enumerate(truth):

@@ -4,7 +4,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from tests.dummy_components import get_dummy_components
 
 from magicpose.data.puppet.world import PuppetVideo, video_spec
 from magicpose.evaluation.puppet_benchmark import (
@@ -15,6 +14,7 @@ from magicpose.evaluation.puppet_benchmark import (
     score_frame,
 )
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
+from tests.dummy_components import get_dummy_components
 
 
 def test_ground_truth_scores_perfectly_and_a_blank_frame_badly():

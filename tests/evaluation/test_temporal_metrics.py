@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from magicpose.evaluation.temporal_metrics import frame_difference_error, static_flicker
+from magicpose.evaluation.video_features import split_into_clips
 
 
 def _frames(seed: int, count: int = 2, size: int = 16) -> list[np.ndarray]:
@@ -44,3 +45,17 @@ def test_mismatched_shapes_are_errors():
         frame_difference_error(a, b, a[:8], b[:8])
     with pytest.raises(ValueError, match="does not match"):
         static_flicker(a, b, np.ones((4, 4), bool))
+
+
+@pytest.mark.parametrize(
+    ("count", "pad_last", "expected"),
+    [
+        (0, True, []),
+        (3, False, [[0, 1, 2, 2]]),  # shorter than a clip: padded under both protocols
+        (9, True, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 8, 8, 8]]),  # disco pads the last clip with the final frame
+        (9, False, [[0, 1, 2, 3], [4, 5, 6, 7]]),  # clean drops it
+        (8, False, [[0, 1, 2, 3], [4, 5, 6, 7]]),
+    ],
+)
+def test_videos_split_into_whole_clips(count, pad_last, expected):
+    assert split_into_clips(count, 4, pad_last=pad_last) == expected

@@ -1,6 +1,7 @@
 """`magicpose demo` and `magicpose evaluate --puppet` end to end on a tiny random model folder."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -71,11 +72,22 @@ def test_puppet_evaluation_prints_rows_targets_and_json(model, tmp_path, capsys)
     assert main([*arguments, "--json", str(report)]) == 0
     out = capsys.readouterr().out
     assert "masked_psnr" in out and "ControlNet-only baseline" in out
-    assert "mask_iou" in out and ("met" in out or "missed" in out) and "over the ControlNet-only baseline" in out
     assert "steps of DDIMScheduler from pure noise" in out  # the dummy model's settings
     saved = json.loads(report.read_text())
     assert saved["options"]["start_from_reference"] is False
     rows = saved["rows"]
+    # each target line gives the model's figure and the verdict that figure earns
+    verdicts = re.findall(r"^(\w+) (-?[\d.]+) \(target >= ([\d.]+)\): (met|missed)$", out, flags=re.M)
+    assert {name for name, *_ in verdicts} == {"mask_iou", "masked_psnr"}
+    for name, value, goal, verdict in verdicts:
+        assert float(value) == pytest.approx(rows["model"][name], abs=5e-4)
+        assert verdict == ("met" if float(value) >= float(goal) else "missed")
+    margin = re.search(
+        r"over the ControlNet-only baseline ([+-][\d.]+) dB \(target >= \+([\d.]+)\): (met|missed)", out
+    )
+    baseline = rows["ControlNet-only baseline (the model's own ControlNet)"]
+    assert float(margin[1]) == pytest.approx(rows["model"]["masked_psnr"] - baseline["masked_psnr"], abs=5e-3)
+    assert margin[3] == ("met" if float(margin[1]) >= float(margin[2]) else "missed")
     assert set(rows) == {
         "model",
         "ControlNet-only baseline (the model's own ControlNet)",

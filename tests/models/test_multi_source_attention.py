@@ -102,10 +102,22 @@ def test_per_frame_timesteps_with_one_reference_match_per_frame_references(model
     steps = torch.tensor([900, 100])
     with torch.no_grad():
         out = model(inputs["noisy_latents"], steps, inputs["context"], reference_latents=inputs["reference_latents"])
-        first = model(
-            inputs["noisy_latents"][:1], 900, inputs["context"], reference_latents=inputs["reference_latents"]
+        alone = [
+            model(
+                inputs["noisy_latents"][i : i + 1],
+                int(step),
+                inputs["context"],
+                reference_latents=inputs["reference_latents"],
+            )
+            for i, step in enumerate(steps)
+        ]
+        swapped = model(
+            inputs["noisy_latents"][1:], 900, inputs["context"], reference_latents=inputs["reference_latents"]
         )
-    assert torch.allclose(out[:1], first, atol=1e-5)
+    # every frame equals the frame run alone at its own timestep (and the two timesteps do differ in effect)
+    for i in range(len(steps)):
+        assert torch.allclose(out[i : i + 1], alone[i], atol=1e-5), i
+    assert (swapped - alone[1]).abs().max() > 1e-3
 
 
 def test_two_wrappers_on_the_same_networks_share_one_bank(components):

@@ -8,15 +8,11 @@ import numpy as np
 import pytest
 
 from magicpose.poses.types import Pose
-
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
+from tests.reference_data import reference_path
 
 
 def reference(*parts: str) -> Path:
-    path = REFERENCE.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared reference data not found at {path} (clone the project with shared/ beside it)")
-    return path
+    return reference_path(*parts)
 
 
 # A standing person in a 512 x 512 frame, COCO-18 order.
