@@ -8,10 +8,15 @@ A subcommand is listed here only once it works.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
+import signal
 import sys
 
 from magicpose.errors import InputError
+
+DEBUG_VARIABLE = "MAGICPOSE_DEBUG"  # set to 1 (or pass --debug) to see the traceback of a handled failure
 
 COMMANDS = [
     "demo",
@@ -28,6 +33,11 @@ COMMANDS = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="magicpose", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the full traceback of a failure (for bug reports; or set {DEBUG_VARIABLE}=1)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"magicpose.interfaces.commands.{name}").register(subparsers)
@@ -50,11 +60,64 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    debug = args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     try:
-        return int(args.func(args) or 0)
-    except InputError as error:
-        print(f"magicpose {args.command}: error: {error}", file=sys.stderr)
+        with terminate_as_interrupt():
+            return int(args.func(args) or 0)
+    except Exception as error:
+        message = failure_message(error)
+        if message is None or debug:
+            raise
+        print(f"magicpose {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        if debug:
+            raise
+        # what was being written is removed by the atomic writers as the interrupt unwinds through them
+        signal_number = interrupt.args[0] if interrupt.args else signal.SIGINT
+        print(f"magicpose {args.command}: interrupted; nothing half-written was left", file=sys.stderr)
+        return 128 + int(signal_number)
+
+
+class terminate_as_interrupt:
+    """SIGTERM (a scheduler's or `kill`'s stop) unwinds like Ctrl-C, so outputs are cleaned up and training
+    saves a checkpoint on the way out; the previous handler comes back afterwards."""
+
+    def __enter__(self):
+        self.previous = None
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self.raise_interrupt)
+        except ValueError:  # not the main thread (e.g. called from a test runner's worker thread)
+            pass
+        return self
+
+    @staticmethod
+    def raise_interrupt(signal_number, frame):
+        raise KeyboardInterrupt(signal_number)
+
+    def __exit__(self, *exc_info):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def failure_message(error: Exception) -> str | None:
+    """What the user is told about an anticipated failure; None for a bug, which keeps its traceback."""
+    if isinstance(error, InputError):
+        return str(error)
+    name = type(error).__name__
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {error.filename}" if error.filename else ""
+        return f"no space left on the device{where}; free some space or write to another disk (nothing was replaced)"
+    if isinstance(error, PermissionError):
+        return f"permission denied: {error.filename or error}; choose a path you can write to (or read)"
+    if name == "OutOfMemoryError" or isinstance(error, MemoryError):
+        return (
+            f"out of memory ({error}); try a smaller --size, fewer frames at a time (--frame-chunk), "
+            "--dtype fp16/bf16 or --cpu-offload"
+        )
+    if name == "DecompressionBombError":
+        return f"{error}; the image is too large to decode safely: resize it first"
+    return None
 
 
 if __name__ == "__main__":
