@@ -41,3 +41,16 @@ def test_unknown_arguments_are_still_errors():
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "c.yaml", "--resume", "--nonsense"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["animate", "--help"], ["evaluate", "--help"], ["train", "--help"]])
+def test_help_answers_without_importing_the_heavy_libraries(argv):
+    # `magicpose --help` builds every command's parser: none may import torch, diffusers or mediapipe to do so
+    code = (
+        "import sys\nfrom magicpose.interfaces.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'mediapipe', 'gradio', 'cv2') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

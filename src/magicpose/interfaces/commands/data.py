@@ -58,6 +58,13 @@ def register(subparsers) -> None:
         default="dance",
         help="a continuous dance, or an independent random pose per frame",
     )
+    puppet.add_argument(
+        "--layout",
+        choices=("magicpose", "tiktok"),
+        default="magicpose",
+        help="magicpose: OUT/VIDEO/frames, poses.json, masks... (default); tiktok: frames and rendered pose "
+        "maps only, as OUT/SPLIT_set/VIDEO/0001.png and OUT/pose_map_SPLIT_set/VIDEO/0001.png",
+    )
     puppet.set_defaults(func=run_prepare_puppet)
 
     videos = sources.add_parser(
@@ -77,6 +84,7 @@ def register(subparsers) -> None:
 
 def run_prepare_puppet(args: argparse.Namespace) -> int:
     from magicpose.data.puppet.export import export_split
+    from magicpose.data.puppet.tiktok_export import export_tiktok_split
     from magicpose.data.puppet.world import SPLITS
 
     if args.fps <= 0:
@@ -92,7 +100,8 @@ def run_prepare_puppet(args: argparse.Namespace) -> int:
     }
     if args.framing != "mixed":
         options["framing"] = args.framing
-    folders = export_split(args.out, args.split, args.videos, start=args.start, **options)
+    export = export_tiktok_split if args.layout == "tiktok" else export_split
+    folders = export(args.out, args.split, args.videos, start=args.start, **options)
     print(f"{len(folders)} puppet videos ({args.split}) in {args.out}")
     return 0
 

@@ -1,7 +1,9 @@
-"""`magicpose evaluate`: the TikTok benchmark's metrics between generated and ground-truth frames, or a
+"""`magicpose evaluate`: the TikTok benchmark's metrics between generated and ground-truth frames, the
+whole TikTok protocol on a dataset root (`--tiktok`: generate every test video, then score it), or a
 model on the puppet world's held-out test split (`--puppet`).
 
     magicpose evaluate --generated GEN --ground-truth GT [--protocol disco|clean]
+    magicpose evaluate --tiktok ROOT --out GEN [--model FOLDER] [--protocol disco|clean] [--max-frames N]
     magicpose evaluate --puppet [--model FOLDER] [--no-reference] [--guidance 1] [--no-hands --no-face]
 """
 
@@ -16,6 +18,8 @@ from magicpose.interfaces.options import (
     add_model_arguments,
     add_sampling_arguments,
     load_from_args,
+    model_source,
+    parse_size,
     sampling_overrides,
 )
 
@@ -25,10 +29,12 @@ PROTOCOL_HELP = (
 )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from magicpose.evaluation.evaluator import DEFAULT_METRICS, METRICS
-    from magicpose.evaluation.weights import DEFAULT_WEIGHTS_DIR
+# evaluation.evaluator's METRICS and DEFAULT_METRICS (tested equal), here so that --help need not import torch
+METRICS = ("fid", "ssim", "psnr", "lpips", "lpips-alex", "l1", "face-cos", "fid-vid", "fvd")
+DEFAULT_METRICS = ("fid", "ssim", "psnr", "lpips", "l1", "face-cos", "fid-vid", "fvd")
 
+
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="score generated frames against ground truth (FID, SSIM, PSNR, LPIPS, L1, Face-Cos, FID-VID, FVD)",
@@ -48,11 +54,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--weights-dir",
-        default=str(DEFAULT_WEIGHTS_DIR),
-        help="folder holding the metric networks' weight files (default: %(default)s, or $MAGICPOSE_METRIC_WEIGHTS)",
+        help="folder holding the metric networks' weight files (default: $MAGICPOSE_METRIC_WEIGHTS, "
+        "else ~/.cache/magicpose/metrics)",
     )
-    parser.add_argument("--json", help="also write all results (per frame, per video, pooled) to this JSON file")
+    parser.add_argument(
+        "--json",
+        help="also write all results (per frame, per video, pooled) to this JSON file (--tiktok: OUT/metrics.json)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="frames per network batch (default: %(default)s)")
+    tiktok = parser.add_argument_group(
+        "TikTok protocol",
+        "--tiktok ROOT: generate every test video from its first frame and its pose maps, then score it "
+        "(sharded across torchrun/accelerate processes, resumable; docs/evaluation.md)",
+    )
+    tiktok.add_argument("--tiktok", metavar="ROOT", help="a TikTok-layout root: ROOT/test_set, ROOT/pose_map_test_set")
+    tiktok.add_argument("--subset", default="test", help="the ROOT/SUBSET_set folder to run (default: %(default)s)")
+    tiktok.add_argument("--out", help="folder for the generated frames, OUT/VIDEO/0001.png (needed with --tiktok)")
+    tiktok.add_argument("--max-frames", type=int, help="generate only the first N frames of each video")
+    tiktok.add_argument("--force", action="store_true", help="regenerate the videos already in --out")
     puppet = parser.add_argument_group(
         "puppet world",
         "--puppet: self-reenactment of held-out test puppets (first frame -> later frames), "
@@ -84,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="test",
         help="held-out puppets: test (report) or val (for choosing settings) (default: %(default)s)",
     )
-    puppet.add_argument("--videos", type=int, default=8, help="test videos (default: %(default)s)")
+    puppet.add_argument("--videos", type=int, help="the first N test videos (--puppet: 8; --tiktok: all)")
     puppet.add_argument("--frames", type=int, default=8, help="generated frames per video (default: %(default)s)")
     puppet.add_argument(
         "--frame-stride",
@@ -99,8 +118,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="an independent draw of initial noise per frame (AnimateDiff's sampling) instead of "
         "one draw for every frame (the official MagicPose sampling)",
     )
-    puppet.add_argument("--size", type=int, default=128, help="frame size in pixels (default: %(default)s)")
-    puppet.add_argument("--seed", type=int, default=42)
+    puppet.add_argument(
+        "--size",
+        type=parse_size,
+        help="frame size (--puppet: a square side, default 128; --tiktok: 512 or WxH rounded to the model's "
+        "multiple, default each video's own size)",
+    )
+    puppet.add_argument("--seed", type=int, default=42, help="seed of every video's initial noise (default: 42)")
     puppet.add_argument("--no-hands", action="store_true", help="drive with skeletons whose hands are missing")
     puppet.add_argument("--no-face", action="store_true", help="drive with skeletons whose face is missing")
     add_sampling_arguments(parser)
@@ -139,11 +163,22 @@ def choose_metrics(requested: list[str] | None, weights_dir: str) -> tuple[list[
 
 
 def run(args: argparse.Namespace) -> int:
+    from magicpose.evaluation.weights import DEFAULT_WEIGHTS_DIR
+
+    args.weights_dir = args.weights_dir or str(DEFAULT_WEIGHTS_DIR)
+    modes = [name for name, given in (("--tiktok", args.tiktok), ("--puppet", args.puppet)) if given]
+    if args.generated or args.ground_truth:
+        modes.append("--generated/--ground-truth")
+    if len(modes) > 1:
+        raise InputError(f"{' and '.join(modes)} are different evaluations; pass one of them")
+    if args.tiktok:
+        return run_tiktok(args)
     if args.puppet:
         return run_puppet(args)
     if not args.generated or not args.ground_truth:
         raise InputError(
-            "give --generated and --ground-truth folders, or --puppet to evaluate a model on the puppet world"
+            "give --generated and --ground-truth folders, --tiktok ROOT --out GEN to generate and score a "
+            "TikTok-layout dataset, or --puppet to evaluate a model on the puppet world"
         )
 
     from magicpose.evaluation.evaluator import evaluate, load_networks
@@ -188,6 +223,10 @@ def run_puppet(args: argparse.Namespace) -> int:
     from magicpose.models.motion_module import is_motion_unet
     from magicpose.pipelines.assembly import MOTION_ADAPTER
 
+    args.videos = 8 if args.videos is None else args.videos
+    if args.size and args.size[0] != args.size[1]:
+        raise InputError(f"--puppet frames are square: pass --size {args.size[0]}, not WxH")
+    args.size = args.size[0] if args.size else 128
     for name in ("videos", "frames", "frame_stride", "size"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
@@ -263,3 +302,41 @@ def run_puppet(args: argparse.Namespace) -> int:
         )
         print(f"wrote {args.json}")
     return 0
+
+
+def run_tiktok(args: argparse.Namespace) -> int:
+    """--tiktok ROOT: check everything, share the videos among the processes, generate, score on process 0."""
+    from magicpose.models.default import default_model_folder
+    from magicpose.workflows import tiktok_protocol as protocol
+
+    if not args.out:
+        raise InputError("--tiktok needs --out GEN_DIR, the folder for the generated frames")
+    if args.batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    settings = protocol.Settings(
+        root=Path(args.tiktok),
+        subset=args.subset,
+        out=Path(args.out),
+        json=Path(args.json) if args.json else Path(args.out) / "metrics.json",
+        model=str(model_source(args) or default_model_folder()),
+        videos=args.videos,
+        max_frames=args.max_frames,
+        size=args.size,
+        seed=args.seed,
+        force=args.force,
+        frame_chunk=args.frame_chunk,
+        sampling=sampling_overrides(args),
+    )
+    clips = protocol.check_settings(settings)
+    metrics, skip_warnings = choose_metrics(args.metrics, args.weights_dir)
+    if not metrics:
+        raise InputError("no metric left to compute; see the warnings above")
+
+    def load(device: str):
+        return load_from_args(argparse.Namespace(**{**vars(args), "device": device}))
+
+    scoring = protocol.Scoring(metrics, args.protocol, args.weights_dir, args.device, args.batch_size, skip_warnings)
+    outcome = protocol.run_protocol(settings, clips, load, scoring)
+    if outcome.main:
+        print(outcome.text(settings.json))
+    return 1 if outcome.main and outcome.failed else 0  # process 0 reports; a failing worker would stop the others
