@@ -9,6 +9,10 @@ top, so `magicpose --help` does not load torch.
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import tempfile
+from pathlib import Path
 
 from magicpose.errors import InputError
 
@@ -17,8 +21,20 @@ SCHEDULER_NAMES = ("ddim", "dpm++", "unipc", "euler-a")
 DTYPE_NAMES = ("auto", "float32", "float16", "bfloat16")
 
 
+# The largest output side: 2048 px is 16x SD-1.5's native pixels per frame; a user who needs more raises it.
+MAX_SIZE_VARIABLE = "MAGICPOSE_MAX_SIZE"
+DEFAULT_MAX_SIZE = 2048
+
+
+def max_size() -> int:
+    try:
+        return int(os.environ.get(MAX_SIZE_VARIABLE, DEFAULT_MAX_SIZE))
+    except ValueError:
+        return DEFAULT_MAX_SIZE
+
+
 def parse_size(text: str) -> tuple[int, int]:
-    """ "512" or "512x768" (width x height)."""
+    """ "512" or "512x768" (width x height), each side from 8 to `max_size()`."""
     try:
         parts = [int(part) for part in text.lower().split("x")]
     except ValueError:
@@ -27,6 +43,10 @@ def parse_size(text: str) -> tuple[int, int]:
         parts *= 2
     if len(parts) != 2 or min(parts) <= 0:
         raise argparse.ArgumentTypeError(f"size must look like 512 or 512x768, got {text!r}")
+    if min(parts) < 8 or max(parts) > max_size():
+        raise argparse.ArgumentTypeError(
+            f"each side must be from 8 to {max_size()} pixels, got {text} (set {MAX_SIZE_VARIABLE} for larger)"
+        )
     return parts[0], parts[1]
 
 
@@ -135,6 +155,17 @@ def load_from_args(args: argparse.Namespace):
     )
 
 
+# The command-line option of each recipe setting, for messages.
+RECIPE_OPTIONS = {
+    "num_inference_steps": "--steps",
+    "guidance_scale": "--guidance",
+    "start_from_reference": "--start-from-reference",
+    "guidance_interval": "--guidance-interval",
+    "window_frames": "--window",
+    "window_overlap": "--window-overlap",
+}
+
+
 def sampling_overrides(args: argparse.Namespace) -> dict:
     """The sampling options given, as `MagicPosePipeline.__call__` keywords (those left out: the model's).
 
@@ -153,7 +184,72 @@ def sampling_overrides(args: argparse.Namespace) -> dict:
         window_frames=args.window,
         window_overlap=args.window_overlap,
     )
-    check_recipe(**overrides)
+    for key, value in overrides.items():  # one at a time, so the message names the option given
+        try:
+            check_recipe(**{key: value}, **({"window_frames": args.window} if key == "window_overlap" else {}))
+        except InputError as error:
+            raise InputError(f"{RECIPE_OPTIONS[key]}: {error}") from None
     if args.frame_chunk < 1:
         raise InputError(f"--frame-chunk must be at least 1, got {args.frame_chunk}")
     return {key: value for key, value in overrides.items() if value is not None}
+
+
+def check_output(
+    path: str | os.PathLike, option: str, suffixes: tuple[str, ...] = (), inputs: tuple = (), folder: bool = False
+) -> Path:
+    """Refuse, before any work, an output that could not be written whole or would destroy an input.
+
+    `inputs` are the command's input files and folders: an output may be none of them. The nearest existing
+    folder above the output must take a new file (tried for real: a permission check says yes to root even
+    on /proc).
+    """
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise InputError(f"{option} must end in {' or '.join(suffixes)}, got {path}")
+    if path.is_dir() and not folder:
+        raise InputError(
+            f"{option} {path} is a folder; give a file name, e.g. {path / ('out' + (suffixes or ('',))[0])}"
+        )
+    if path.exists() and folder and not path.is_dir():
+        raise InputError(f"{option} {path} is a file; give a folder")
+    target = path.resolve()
+    for item in inputs:
+        if item is None:
+            continue
+        if target == Path(item).resolve():
+            raise InputError(f"{option} {path} is also an input ({item}); write the output somewhere else")
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{option} {path}: {parent} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".magicpose-probe-"):
+            pass
+    except OSError as error:
+        raise InputError(
+            f"{option} {path}: cannot write in {parent} ({error.strerror}); choose a writable place"
+        ) from None
+    return path
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above 0 (frame rates, scales)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text}")
+    return value
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed torch can take (0 to 2**63 - 1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"a seed is from 0 to 2**63 - 1, got {text}")
+    return value

@@ -6,11 +6,14 @@ read locally, and a path-like argument that does not exist is an error, not a do
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
 from magicpose.errors import MissingWeightsError
+
+MAX_SAFETENSORS_HEADER = 100 * 2**20  # the format's own limit on the JSON header
 
 WEIGHT_FILES = (
     "diffusion_pytorch_model.safetensors",
@@ -48,6 +51,51 @@ def component_missing(path: Path, label: str = "") -> list[str]:
     if not any((path / name).is_file() for name in WEIGHT_FILES):
         missing.append(f"{label}{WEIGHT_FILES[0]} (or .bin)")
     return missing
+
+
+def safetensors_problem(path: str | Path) -> str | None:
+    """What is wrong with a .safetensors file, from its header alone (None: whole as far as the header says).
+
+    The file is 8 bytes of little-endian header length, the JSON header, then the tensors; each tensor's
+    `data_offsets` say where it ends, so a partial download or copy shows as a file shorter than the last end.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size < 8:
+        return f"{path} is empty or cut short ({size} bytes)"
+    with path.open("rb") as file:
+        length = int.from_bytes(file.read(8), "little")
+        if length > min(MAX_SAFETENSORS_HEADER, size - 8):
+            return f"{path} is not a safetensors file, or its header is damaged"
+        try:
+            header = json.loads(file.read(length))
+        except ValueError:
+            return f"{path} has a damaged header"
+    if not isinstance(header, dict):
+        return f"{path} has a damaged header"
+    ends = [
+        entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__" and isinstance(entry, dict)
+    ]
+    expected = 8 + length + max(ends, default=0)
+    if size < expected:
+        return f"{path} is truncated: it holds {size:,} of its {expected:,} bytes (an incomplete download or copy?)"
+    return None
+
+
+def check_folder_files(folder: str | Path) -> None:
+    """Every JSON config and .safetensors file under `folder` is readable and whole, before any is loaded:
+    a damaged file is named, instead of failing deep inside a library after minutes of loading."""
+    for path in sorted(Path(folder).rglob("*.json")):
+        try:
+            json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise MissingWeightsError(
+                f"{path} is not readable JSON ({error}); restore or re-create the file"
+            ) from error
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        problem = safetensors_problem(path)
+        if problem:
+            raise MissingWeightsError(f"{problem}; download, copy or convert it again")
 
 
 def require_parts(folder: str | Path, subfolders: tuple[str, ...], what: str) -> None:

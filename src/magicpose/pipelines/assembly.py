@@ -10,7 +10,7 @@ import torch
 
 from magicpose.errors import InputError, MissingWeightsError
 from magicpose.files import atomic_folder
-from magicpose.models.loading import missing_parts
+from magicpose.models.loading import check_folder_files, missing_parts
 from magicpose.pipelines.official import pipeline_from_official
 
 PIPELINE_REQUIRED = ("unet", "appearance_control", "pose_control", "vae", "text_context", "scheduler")
@@ -151,6 +151,7 @@ def load_pipeline(
     missing = missing_parts(folder, PIPELINE_REQUIRED)
     if missing:
         raise MissingWeightsError(f"model folder {folder} is incomplete; missing: {', '.join(missing)}")
+    check_folder_files(folder)
     kwargs = {"dtype": dtype} if dtype is not None else {}
     pipeline = MagicPosePipeline.from_pretrained(folder, **kwargs)
     own = folder / MOTION_ADAPTER

@@ -12,7 +12,9 @@ from pathlib import Path
 import torch
 from accelerate import init_empty_weights
 
+from magicpose.errors import InputError, MissingWeightsError
 from magicpose.files import atomic_folder
+from magicpose.models.loading import safetensors_problem
 from magicpose.models.noise_schedule import official_ddim_scheduler
 from magicpose.models.official_checkpoint import (
     empty_prompt_context,
@@ -24,6 +26,13 @@ from magicpose.models.official_checkpoint import (
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 
 
+def check_checkpoint_file(checkpoint: str | Path) -> None:
+    """A partial download of the 9 GB file is the likeliest damage: refuse it before reading any tensor."""
+    path = Path(checkpoint)
+    if path.is_file() and path.suffix.lower() == ".safetensors" and (problem := safetensors_problem(path)):
+        raise MissingWeightsError(f"{problem}; download the checkpoint again")
+
+
 def pipeline_from_official(
     checkpoint: str | Path, config: str | Path | None = None, sd15: str | Path | None = None, dtype=None
 ):
@@ -32,6 +41,7 @@ def pipeline_from_official(
     The file is memory-mapped and every network is built around its tensors (cast one by one where
     `dtype` differs), so the weights are held once; `magicpose convert` writes a folder instead.
     """
+    check_checkpoint_file(checkpoint)
     plan = plan_official_checkpoint(checkpoint, config)  # refuses stage-1 checkpoints before reading weights
     tokenizer = load_sd15_tokenizer(sd15) if sd15 is not None else None
     text_encoder = load_components(plan, ["text_encoder"])["text_encoder"] if "text_encoder" in plan.configs else None
@@ -64,6 +74,11 @@ def convert_to_folder(
     meta device. Everything goes into a temporary folder beside `out` that replaces `out` when complete;
     folders and files get the modes plain file calls give under the process umask.
     """
+    out = Path(out)
+    if out.exists() and (out.is_file() or not overwrite):
+        kind = "a file" if out.is_file() else "a folder (pass --overwrite to replace it)"
+        raise InputError(f"the output {out} already exists as {kind}; choose another output folder")
+    check_checkpoint_file(checkpoint)
     plan = plan_official_checkpoint(checkpoint, config)
     tokenizer = load_sd15_tokenizer(sd15) if sd15 is not None else None
     with atomic_folder(out, overwrite=overwrite) as folder:

@@ -12,15 +12,18 @@ reference); the sampling options override it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
-from pathlib import Path
 
 from magicpose.errors import InputError
+from magicpose.files import atomic_path
 from magicpose.interfaces.options import (
     add_model_arguments,
     add_sampling_arguments,
+    check_output,
     load_from_args,
     sampling_overrides,
+    seed,
 )
 
 
@@ -33,7 +36,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--out", default="outputs/demo.mp4", help="output video (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=32, help="frames to generate (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=seed, default=42)
     parser.add_argument("--identity", type=int, default=0, help="test-split puppet to animate (default: %(default)s)")
     parser.add_argument(
         "--motion", type=int, default=1, help="test-split puppet whose dance drives it (default: %(default)s)"
@@ -47,15 +50,19 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from magicpose.data.puppet.examples import retargeting_example
+    from magicpose.data.puppet.world import SPLITS
     from magicpose.media import write_image, write_video
     from magicpose.workflows.animation import animate, grid_frames
 
     started = time.perf_counter()
-    out = Path(args.out)
-    if out.suffix.lower() != ".mp4":
-        raise InputError(f"--out must end in .mp4, got {out}")
+    out = check_output(args.out, "--out", (".mp4",))
+    grid, still = out.with_name(out.stem + "_grid.mp4"), out.with_suffix(".png")
     if args.frames < 1:
         raise InputError("--frames must be at least 1")
+    puppets = len(SPLITS["test"])
+    for option, value in (("--identity", args.identity), ("--motion", args.motion)):
+        if not 0 <= value < puppets:
+            raise InputError(f"{option} must be from 0 to {puppets - 1} (a test-split puppet), got {value}")
     if args.identity == args.motion:
         raise InputError("--identity and --motion must be different test puppets (the demo retargets a dance)")
     sampling = sampling_overrides(args)
@@ -71,12 +78,12 @@ def run(args: argparse.Namespace) -> int:
         frame_chunk_size=args.frame_chunk,
         **sampling,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_video(out, animation.frames, animation.fps)
     rows = [np.concatenate([row, truth], axis=1) for row, truth in zip(grid_frames(animation), example.truth)]
-    grid, still = out.with_name(out.stem + "_grid.mp4"), out.with_suffix(".png")
-    write_video(grid, rows, animation.fps)
-    write_image(still, np.concatenate(rows[::4], axis=0))  # every fourth grid row, for a quick look
+    with contextlib.ExitStack() as outputs:  # the three appear together, or none does
+        video, grid_video, still_image = (outputs.enter_context(atomic_path(path)) for path in (out, grid, still))
+        write_video(video, animation.frames, animation.fps)
+        write_video(grid_video, rows, animation.fps)
+        write_image(still_image, np.concatenate(rows[::4], axis=0))  # every fourth grid row, for a quick look
     print(
         f"wrote {out}, {grid} and {still}: test puppet {args.identity} dancing test motion {args.motion}, "
         f"{len(animation.frames)} frames at {size}x{size}, {time.perf_counter() - started:.0f} s"

@@ -17,10 +17,12 @@ from magicpose.errors import InputError
 from magicpose.interfaces.options import (
     add_model_arguments,
     add_sampling_arguments,
+    check_output,
     load_from_args,
     model_source,
     parse_size,
     sampling_overrides,
+    seed,
 )
 
 PROTOCOL_HELP = (
@@ -124,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="frame size (--puppet: a square side, default 128; --tiktok: 512 or WxH rounded to the model's "
         "multiple, default each video's own size)",
     )
-    puppet.add_argument("--seed", type=int, default=42, help="seed of every video's initial noise (default: 42)")
+    puppet.add_argument("--seed", type=seed, default=42, help="seed of every video's initial noise (default: 42)")
     puppet.add_argument("--no-hands", action="store_true", help="drive with skeletons whose hands are missing")
     puppet.add_argument("--no-face", action="store_true", help="drive with skeletons whose face is missing")
     add_sampling_arguments(parser)
@@ -188,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
+    if args.json:
+        check_output(args.json, "--json", (".json",), inputs=(args.generated, args.ground_truth))
     videos, pairing_warnings = pair_frames(args.generated, args.ground_truth)
     metrics, skip_warnings = choose_metrics(args.metrics, args.weights_dir)
     for warning in pairing_warnings + skip_warnings:
