@@ -37,12 +37,14 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))  # tests/meta_checkpoint.py
+
+from tests.meta_checkpoint import meta_state_dict  # noqa: E402
 
 from magicpose.models.official_checkpoint import (  # noqa: E402
     CLIP_PREFIX,
     convert_component,
     load_ldm_config,
-    meta_state_dict,
     plan_conversion,
 )
 

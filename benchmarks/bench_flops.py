@@ -17,7 +17,7 @@ The two orders, per denoising step (guidance: eps = eps_u + w (eps_c - eps_u)):
 - ours (`MagicPosePipeline.denoise`): one appearance pass (`MagicPoseModel.encode_reference`) for
   all frames; the conditional branch (base UNet reading the reference bank + pose ControlNet) on the
   N frames in one batch; the unconditional branch, the plain base UNet only.
-- official (`pipelines/official_sampling.official_style_denoise`, BRIEF §1): frame by frame, the
+- official (`tests/official_sampling.official_style_denoise`, BRIEF §1): frame by frame, the
   appearance pass, the conditional branch, and an unconditional branch that also runs the pose
   ControlNet and throws its residuals away.
 

@@ -10,13 +10,18 @@ for all frames, batches frames, and skips the ControlNet in the unconditional br
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from magicpose.models.presets import build_components
-from magicpose.pipelines.official_sampling import official_style_denoise
-from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/official_sampling.py
+
+from tests.official_sampling import official_style_denoise  # noqa: E402
+
+from magicpose.models.presets import build_components  # noqa: E402
+from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline  # noqa: E402
 
 
 def main() -> None:

@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from magicpose.data.layout import LayoutDataset, VideoFolderWriter, open_videos
+from magicpose.data.layout import LayoutDataset, VideoFolderWriter
 from magicpose.data.puppet.export import export_split, export_video
+from magicpose.data.puppet.videos import PuppetVideos
 from magicpose.data.puppet.world import PuppetVideo, video_spec
+from magicpose.data.sources import open_collection
 from magicpose.data.tiktok import TikTokDataset, is_tiktok_root
 from magicpose.errors import InputError
 from magicpose.poses.render import draw_openpose
@@ -62,13 +64,13 @@ def test_split_filter_and_resumable_export(tmp_path):
     assert (tmp_path / video_spec("val", 0).video_id / "meta.json").stat().st_mtime_ns == stamp
     assert len(LayoutDataset(tmp_path)) == 3
     assert len(LayoutDataset(tmp_path, split="train")) == 2
-    assert [v.meta["split"] for v in open_videos(tmp_path, split="val").videos] == ["val"]
+    assert [v.meta["split"] for v in open_collection(tmp_path, split="val").videos] == ["val"]
 
 
 def test_tiktok_folders_read_through_the_same_interface(tmp_path):
     make_tiktok_tree(tmp_path)
     assert is_tiktok_root(tmp_path) and not is_tiktok_root(tmp_path / "train_set")
-    videos = open_videos(tmp_path)
+    videos = open_collection(tmp_path)
     assert isinstance(videos, TikTokDataset) and len(videos) == 2
     record = videos[0]
     assert (record.num_frames, record.width, record.height) == (3, 40, 32)
@@ -83,3 +85,20 @@ def test_meta_json_is_plain_json(tmp_path):
     folder = export_video(video_spec("val", 1, num_frames=1, width=32, height=32), tmp_path)
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["source"] == "puppet" and meta["num_frames"] == 1 and meta["spec"]["framing"] == "upper"
+
+
+def test_open_collection_knows_every_source_and_says_how_to_import_raw_videos(tmp_path):
+    puppets = open_collection("puppet", "val", size=48, frames=5, count=3)
+    assert isinstance(puppets, PuppetVideos) and len(puppets) == 3
+    assert (puppets[0].width, puppets[0].num_frames, puppets[0].meta["split"]) == (48, 5, "val")
+    export_split(tmp_path / "ours", "train", 1, progress=False, num_frames=2, width=32, height=32)
+    assert isinstance(open_collection(tmp_path / "ours"), LayoutDataset)
+    with pytest.raises(InputError, match="no video folders of split 'val'"):
+        open_collection(tmp_path / "ours", "val")
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "dance.mp4").write_bytes(b"")
+    for raw in (tmp_path / "raw", tmp_path / "raw" / "dance.mp4"):
+        with pytest.raises(InputError, match="magicpose data prepare videos"):
+            open_collection(raw)
+    with pytest.raises(InputError, match="dataset folder not found"):
+        open_collection(tmp_path / "nowhere")

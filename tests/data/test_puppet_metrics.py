@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from skimage.metrics import structural_similarity
 
 from magicpose.data.puppet.parts import Part
 from magicpose.data.puppet.world import PuppetVideo, video_spec
@@ -32,7 +33,6 @@ def test_masked_psnr_known_value_and_ignores_outside():
 
 
 def test_ssim_map_matches_scikit_image():
-    structural_similarity = pytest.importorskip("skimage.metrics").structural_similarity
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (40, 48, 3)).astype(np.uint8)
     b = np.clip(a.astype(int) + rng.integers(-40, 40, a.shape), 0, 255).astype(np.uint8)

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from magicpose.models.official_checkpoint import component_shapes, convert_official_state_dict, meta_state_dict
+from magicpose.models.official_checkpoint import convert_official_state_dict
+from tests.meta_checkpoint import component_shapes, meta_state_dict
 from tests.reference_data import reference_path
 
 

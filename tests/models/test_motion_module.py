@@ -8,19 +8,21 @@ from magicpose.errors import InputError, MissingWeightsError
 from magicpose.models.magicpose_model import MagicPoseModel
 from magicpose.models.motion_module import (
     MagicPoseMotionUNet,
-    build_motion_adapter,
     build_motion_unet,
     extract_motion_adapter,
-    install_multi_source_attention,
     is_motion_unet,
     load_motion_adapter,
-    motion_adapter_config,
-    repeat_reference_per_frame,
     save_motion_adapter,
     set_motion_training,
 )
 from magicpose.models.multi_source_attention import MultiSourceAttnProcessor
 from tests.dummy_components import get_dummy_components
+from tests.motion_helpers import (
+    build_motion_adapter,
+    install_multi_source_attention,
+    motion_adapter_config,
+    repeat_reference_per_frame,
+)
 
 FRAMES = 3
 
@@ -137,7 +139,8 @@ def test_one_reference_per_clip_is_repeated_for_its_frames(live_motion_model, in
     torch.testing.assert_close(per_frame[name][FRAMES], features[name][1])
 
 
-def test_stage_three_trains_the_temporal_layers_only(components, inputs):
+def test_stage_three_trains_the_temporal_layers_only(inputs):
+    components = get_dummy_components()  # its own: set_motion_training freezes the other networks
     adapter = build_motion_adapter("tiny", zero_init=True)
     model = _model(components, build_motion_unet(components["unet"], adapter))
     names = set(set_motion_training(model))
@@ -239,7 +242,7 @@ def test_long_clips_are_refused_with_a_pointer_to_windows(live_motion_model, inp
         unet(torch.zeros(too_long, 4, 8, 8), 10, inputs["context"])
 
 
-def test_stage_three_training_step_moves_only_the_temporal_layers(components):
+def test_stage_three_training_step_moves_only_the_temporal_layers():
     """The trainer's stage-3 module (clip batches): a loss, gradients on the motion modules alone."""
     from types import SimpleNamespace
 
@@ -248,7 +251,8 @@ def test_stage_three_training_step_moves_only_the_temporal_layers(components):
     config = SimpleNamespace(
         model=SimpleNamespace(motion_adapter=None, seed=0), train=SimpleNamespace(shared_noise=0.0)
     )
-    stage = MotionStage(dict(components), config)
+    components = get_dummy_components()  # its own: the stage freezes and opens its networks' parameters
+    stage = MotionStage(components, config)
     generator = torch.Generator().manual_seed(0)
     batch = {
         # The tiny VAE downsamples by 2 and the ControlNet's hint encoder by 8: 8x8 latents.
@@ -267,12 +271,10 @@ def test_stage_three_training_step_moves_only_the_temporal_layers(components):
     assert sum(p.numel() for p in adapter.parameters()) == sum(
         p.numel() for name, p in stage.named_parameters() if name in trained
     )
-    for module in (components["unet"], components["appearance_control"], components["pose_control"]):
-        module.requires_grad_(False)  # leave the shared fixture as it was
 
 
 def test_clip_noise_shares_the_asked_fraction_of_its_variance_within_a_clip():
-    from magicpose.training.motion_stage import clip_noise
+    from magicpose.training.stage_base import clip_noise
 
     shape = torch.Size((2 * 16, 4, 16, 16))  # 2 clips of 16 frames, clip-major
     independent = clip_noise(shape, 2, 0.0, torch.Generator().manual_seed(0))

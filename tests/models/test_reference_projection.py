@@ -182,13 +182,15 @@ def test_gradients_flow_to_the_appearance_branch(model):
             model(x, 300, context, reference_features=features, condition_mask=mask).square().mean().backward()
         return parameter.grad.clone()
 
+    flags = [p.requires_grad for p in model.appearance_control.parameters()]  # the module's fixture keeps its own
     model.appearance_control.requires_grad_(True)
     try:
         ours = gradient()
         with concatenate_then_project(model):
             expected = gradient()
     finally:
-        model.appearance_control.requires_grad_(False)
+        for p, flag in zip(model.appearance_control.parameters(), flags):
+            p.requires_grad_(flag)
         model.appearance_control.zero_grad(set_to_none=True)
     assert ours.abs().max() > 0
     assert_close(ours, expected)

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from magicpose.models.motion_module import build_motion_adapter, build_motion_unet, save_motion_adapter
+from magicpose.models.motion_module import build_motion_unet, save_motion_adapter
 from magicpose.pipelines.assembly import load, sampling_recipe, save_pipeline_atomically
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 from tests.dummy_components import get_dummy_components
+from tests.motion_helpers import build_motion_adapter
 
 REFERENCE = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
 POSES = [np.random.default_rng(10 + i).integers(0, 255, (128, 128, 3), dtype=np.uint8) for i in range(3)]

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -5,9 +7,9 @@ import torch
 from diffusers import DPMSolverMultistepScheduler
 
 from magicpose.pipelines.image_guidance import guidance_scale_at
-from magicpose.pipelines.official_sampling import official_style_denoise
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 from tests.dummy_components import get_dummy_components, get_dummy_inputs
+from tests.official_sampling import official_style_denoise
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +148,7 @@ def test_no_reference_is_the_pose_controlnet_alone(pipeline):
         hook.remove()
     assert calls == []
     # the same as stepping the base UNet with the ControlNet residuals by hand
-    scheduler = pipeline.scheduler
+    scheduler = copy.deepcopy(pipeline.scheduler)  # the module's pipeline keeps its own
     scheduler.set_timesteps(2)
     expected = noise.expand(2, -1, -1, -1).clone() * scheduler.init_noise_sigma
     for t in scheduler.timesteps:
@@ -164,6 +166,23 @@ def test_no_reference_is_the_pose_controlnet_alone(pipeline):
     assert torch.allclose(latents, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
     frames = pipeline(None, [np.zeros((128, 128, 3), np.uint8)], num_inference_steps=1, output_type="np").frames
     assert frames.shape == (1, 32, 32, 3)
+
+
+def test_neither_reference_nor_pose_is_the_plain_base_unet_even_without_the_branches():
+    """What a base-UNet stage's grid samples: a pipeline with no appearance branch and no ControlNet."""
+    components = get_dummy_components()
+    pipe = MagicPosePipeline(**{**components, "appearance_control": None, "pose_control": None})
+    pipe.set_progress_bar_config(disable=True)
+    noise = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(3))  # one draw per frame
+    context = get_dummy_inputs()["context"]
+    latents = pipe.denoise(noise, None, None, context, num_inference_steps=2, guidance_scale=1.0)
+    scheduler = copy.deepcopy(pipe.scheduler)
+    expected = noise * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        eps = components["unet"](expected, t, encoder_hidden_states=context.expand(2, -1, -1)).sample
+        expected = scheduler.step(eps, t, expected).prev_sample
+    torch.testing.assert_close(latents, expected, atol=1e-6 * expected.abs().max().item(), rtol=0)
+    assert not torch.allclose(latents[0], latents[1])  # two independent samples
 
 
 def test_other_diffusers_schedulers_can_be_swapped_in():
@@ -184,7 +203,8 @@ def test_bad_inputs_are_clear_errors(pipeline):
 
 
 def test_motion_unet_samples_long_videos_in_windows_and_zero_init_changes_nothing():
-    from magicpose.models.motion_module import build_motion_adapter, build_motion_unet
+    from magicpose.models.motion_module import build_motion_unet
+    from tests.motion_helpers import build_motion_adapter
 
     components = get_dummy_components()
     plain = MagicPosePipeline(**components)
@@ -205,7 +225,7 @@ def test_motion_unet_samples_long_videos_in_windows_and_zero_init_changes_nothin
 def test_start_from_reference_is_the_reference_noised_to_the_first_timestep(pipeline):
     noise, reference, poses, context = _inputs(frames=2)
     sample = lambda start, **kw: pipeline.denoise(start, reference, poses, context, num_inference_steps=3, **kw)  # noqa: E731
-    scheduler = pipeline.scheduler
+    scheduler = copy.deepcopy(pipeline.scheduler)  # the module's pipeline keeps its own
     scheduler.set_timesteps(3)
     alpha_bar = scheduler.alphas_cumprod[scheduler.timesteps[0]]
     noised_reference = alpha_bar.sqrt() * reference + (1 - alpha_bar).sqrt() * noise  # DDPM Eq. 4; DDIM's sigma is 1

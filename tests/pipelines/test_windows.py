@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from magicpose.models.magicpose_model import MagicPoseModel
-from magicpose.models.motion_module import build_motion_adapter, build_motion_unet
+from magicpose.models.motion_module import build_motion_unet
 from magicpose.pipelines.image_guidance import image_guidance
 from magicpose.pipelines.windows import blend_windows, denoise_in_windows, sliding_windows, window_weights
 from tests.dummy_components import get_dummy_components
+from tests.motion_helpers import build_motion_adapter
 
 
 @pytest.mark.parametrize("window, overlap", [(16, 4), (24, 4), (4, 2), (5, 0), (3, 2)])

@@ -6,6 +6,13 @@ from pathlib import Path
 
 from magicpose.training.config import TrainingConfig, config_from_dict
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def training_configs() -> list[Path]:
+    """The training configs shipped in configs/ (configs/accelerate holds `accelerate launch` configs)."""
+    return sorted(path for path in (ROOT / "configs").rglob("*.yaml") if path.parent.name != "accelerate")
+
 
 def tiny_config(stage: str, out: Path, **sections) -> TrainingConfig:
     raw = {

@@ -8,6 +8,7 @@ from magicpose.models.noise_schedule import official_ddim_scheduler
 from magicpose.models.presets import build_components
 from magicpose.training.config import config_from_dict, load_config
 from magicpose.training.export import calibrate_vae_latents, export_components
+from tests.training.helpers import training_configs
 
 
 def test_vae_calibration_centres_and_scales_the_latents_without_changing_reconstructions():
@@ -84,7 +85,7 @@ def test_a_puppet_config_exports_the_embedded_models_recipe(tmp_path):
 
 
 def test_every_config_that_exports_a_pipeline_says_how_it_samples_or_is_sd15():
-    for path in sorted((ROOT / "configs").rglob("*.yaml")):
+    for path in training_configs():
         config = load_config(path)
         if config.stage in ("appearance", "pose"):
             explicit = "sampling" in yaml.safe_load(path.read_text())

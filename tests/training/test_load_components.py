@@ -14,8 +14,8 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, PreTraine
 import magicpose.models.presets as presets
 from magicpose.models.appearance_control import AppearanceControlModel
 from magicpose.models.presets import build_components
+from magicpose.training.components import load_components
 from magicpose.training.config import ModelConfig
-from magicpose.training.stages import load_components
 
 NETWORKS = ("unet", "appearance_control", "pose_control", "vae", "text_context")
 # Whole networks (their blocks, e.g. Transformer2DModel, are models too but are not counted)

@@ -31,7 +31,8 @@ def _final(out):
 def test_interrupted_and_resumed_run_equals_a_straight_run(tmp_path):
     train(tiny_config("pose", tmp_path / "straight", **OPTIONS))
     config = tiny_config("pose", tmp_path / "resumed", **OPTIONS)
-    train(config, stop_after=K)
+    stopped = train(config, stop_after=K)
+    assert stopped == tmp_path / "resumed" / "checkpoints" / f"step-{K:06d}" and (stopped / "state.pt").is_file()
     assert not (tmp_path / "resumed" / "export").exists()
     train(config, resume=True)
     straight, resumed = _final(tmp_path / "straight"), _final(tmp_path / "resumed")
@@ -39,6 +40,13 @@ def test_interrupted_and_resumed_run_equals_a_straight_run(tmp_path):
     assert max((straight[k] - resumed[k]).abs().max().item() for k in straight) <= 1e-6
     first = load_file(tmp_path / "straight" / "checkpoints" / f"step-{K:06d}" / "trainable.safetensors")
     assert any(not torch.equal(first[k], straight[k]) for k in first)  # the second half did train
+
+
+def test_stopping_between_checkpoints_checkpoints_the_step_it_stops_at(tmp_path):
+    config = tiny_config("vae", tmp_path, train={"max_steps": 5}, output={"checkpoint_every": 4, "validate_every": 0})
+    stopped = train(config, stop_after=1)
+    assert stopped == tmp_path / "checkpoints" / "step-000001" and (stopped / "trainable.safetensors").is_file()
+    assert not (tmp_path / "export").exists()
 
 
 def test_a_second_run_into_the_same_folder_needs_resume(tmp_path):

@@ -2,21 +2,28 @@
 every config validates, and every stage of the recipe reads only exports that an earlier stage writes."""
 
 import re
-from pathlib import Path
 
 import pytest
 
 from magicpose.training.config import TrainingConfig, load_config
+from tests.training.helpers import ROOT, training_configs
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+CONFIGS = training_configs()
 RECIPE = ROOT / "scripts" / "train_default_model.sh"
+# Each config writes to runs/FOLDER/NAME (configs/FOLDER/NAME.yaml), but for these.
+OUTPUT_DIRS = {"puppet/ablation_no_augmentation": "runs/puppet/stage2_pose_no_augmentation"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: str(path.relative_to(ROOT / "configs")))
-def test_every_shipped_config_validates(path):
+def test_every_shipped_config_validates_and_writes_to_its_own_folder(path):
     config = load_config(path)
-    assert config.output.dir
+    name = str(path.relative_to(ROOT / "configs").with_suffix(""))
+    assert config.output.dir == OUTPUT_DIRS.get(name, f"runs/{name}")
+
+
+def test_no_two_configs_share_an_output_folder():
+    folders = [load_config(path).output.dir for path in CONFIGS]
+    assert len(CONFIGS) >= 13 and len(set(folders)) == len(folders)
 
 
 def recipe_configs() -> list[tuple[str, TrainingConfig]]:

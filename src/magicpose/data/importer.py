@@ -17,13 +17,12 @@ from tqdm import tqdm
 
 from magicpose.data.layout import META, LayoutVideo, VideoFolderWriter
 from magicpose.errors import InputError
+from magicpose.media import VideoReader, image_folder_files, is_video_path
 from magicpose.poses.types import PoseSequence
 
 
 def find_videos(source: str | os.PathLike) -> list[Path]:
     """A video file, or the video files and frame folders directly inside a folder (sorted)."""
-    from magicpose.media import image_folder_files, is_video_path
-
     source = Path(source)
     if source.is_file():
         if not is_video_path(source):
@@ -82,8 +81,6 @@ def _scaled(poses: PoseSequence, factor: float, width: int, height: int) -> Pose
 
 def import_video(path: Path, root: Path, detector, *, max_side: int | None = None, split: str | None = None) -> Path:
     """Write one video's folder (frames resized so the longer side is at most `max_side`)."""
-    from magicpose.media import VideoReader
-
     poses = detector.detect_video(path, progress=True)
     with VideoReader(path) as reader:
         factor = _resize_factor(reader.width, reader.height, max_side)

@@ -1,4 +1,4 @@
-"""The one on-disk dataset layout, and the reading interface every data source shares.
+"""Our on-disk dataset layout: the writer, and its reader through the shared interface (`data.interface`).
 
     ROOT/VIDEO_ID/frames/000000.png     RGB frames
     ROOT/VIDEO_ID/poses.json            the pose sequence (`magicpose.poses.openpose_json.save_poses`)
@@ -18,58 +18,19 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from magicpose.data.interface import FrameSample, VideoCollection, VideoRecord
 from magicpose.errors import InputError
-from magicpose.poses.types import Pose, PoseSequence
+from magicpose.media import read_image
+from magicpose.poses.openpose_json import load_poses, save_poses
+from magicpose.poses.types import PoseSequence
 
 FRAMES, MASKS, PARTS = "frames", "masks", "parts"
 POSES, META, BACKGROUND = "poses.json", "meta.json", "background.png"
-
-
-@dataclass
-class FrameSample:
-    """One frame as training and evaluation see it; fields a source does not know are None.
-
-    `pose_map` is a ready-made condition image for sources that have no keypoints (TikTok).
-    """
-
-    image: np.ndarray  # (H, W, 3) uint8 RGB
-    pose: Pose | None = None
-    pose_map: np.ndarray | None = None  # (H, W, 3) uint8 RGB
-    mask: np.ndarray | None = None  # (H, W) bool
-    parts: np.ndarray | None = None  # (H, W) uint8
-
-
-class VideoRecord:
-    """One video of a collection: its size, length, and frames on demand."""
-
-    video_id: str
-    num_frames: int
-    fps: float
-    width: int
-    height: int
-    meta: dict
-
-    def sample(self, index: int) -> FrameSample:
-        raise NotImplementedError
-
-    def __len__(self) -> int:
-        return self.num_frames
-
-
-class VideoCollection:
-    """A list of videos (a dataset folder, the TikTok dataset, or the puppet world)."""
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def __getitem__(self, index: int) -> VideoRecord:
-        raise NotImplementedError
 
 
 def _frame_name(index: int) -> str:
@@ -141,8 +102,6 @@ class VideoFolderWriter:
         self, poses: PoseSequence | None, meta: dict | None = None, background: np.ndarray | None = None
     ) -> Path:
         """Write poses, background and meta.json, then move the folder into place."""
-        from magicpose.poses.openpose_json import save_poses
-
         if self.count == 0:
             raise InputError(f"video {self.video_id} has no frames")
         if poses is not None:
@@ -187,21 +146,15 @@ class LayoutVideo(VideoRecord):
     @property
     def poses(self) -> PoseSequence | None:
         if self._poses is None and (self.folder / POSES).is_file():
-            from magicpose.poses.openpose_json import load_poses
-
             self._poses = load_poses(self.folder / POSES)
         return self._poses
 
     @property
     def background(self) -> np.ndarray | None:
-        from magicpose.media import read_image
-
         path = self.folder / BACKGROUND
         return read_image(path) if path.is_file() else None
 
     def sample(self, index: int) -> FrameSample:
-        from magicpose.media import read_image
-
         if not 0 <= index < self.num_frames:
             raise IndexError(f"frame {index} of {self.video_id}, which has {self.num_frames}")
         name = _frame_name(index)
@@ -237,12 +190,3 @@ class LayoutDataset(VideoCollection):
 
     def __getitem__(self, index: int) -> LayoutVideo:
         return self.videos[index]
-
-
-def open_videos(path: str | os.PathLike, split: str | None = None) -> VideoCollection:
-    """Open a dataset folder: our layout, or the TikTok dataset as the official code lays it out."""
-    from magicpose.data.tiktok import TikTokDataset, is_tiktok_root
-
-    if is_tiktok_root(path):
-        return TikTokDataset(path, subset=split or "train")
-    return LayoutDataset(path, split=split)

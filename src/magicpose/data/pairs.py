@@ -19,7 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from magicpose.data.layout import FrameSample, VideoCollection, VideoRecord
+from magicpose.data.interface import FrameSample, VideoCollection, VideoRecord
+from magicpose.data.puppet.videos import PuppetVideos
+from magicpose.poses.augment import mask_face_and_hands
+from magicpose.poses.render import draw_openpose
 from magicpose.poses.types import Pose
 
 CROPS = ("center", "random")
@@ -91,8 +94,6 @@ class _FrameMaker:
             if sample.pose_map is None:
                 raise ValueError("a frame has neither a pose nor a pose map")
             return _to_unit(crop_image(sample.pose_map, box, self.size))
-        from magicpose.poses.augment import mask_face_and_hands
-        from magicpose.poses.render import draw_openpose
 
         pose = crop_pose(sample.pose, box, self.size)
         pose = mask_face_and_hands(pose, rng, self.face_mask_probability, self.hand_mask_probability)
@@ -217,8 +218,6 @@ def _two_frames(video: VideoRecord, rng: np.random.Generator) -> tuple[int, int]
 
 
 def _default_length(videos: VideoCollection) -> int:
-    from magicpose.data.puppet.videos import PuppetVideos
-
     if isinstance(videos, PuppetVideos):
         return min(100_000, len(videos))
     return sum(videos[i].num_frames for i in range(len(videos)))

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from magicpose.data.layout import FrameSample, VideoCollection, VideoRecord
+from magicpose.data.interface import FrameSample, VideoCollection, VideoRecord
 from magicpose.errors import InputError
+from magicpose.media import image_folder_files, read_image
 
 
 def is_tiktok_root(path: str | os.PathLike) -> bool:
@@ -31,8 +32,6 @@ class TikTokVideo(VideoRecord):
     """Frames that have a pose map of the same file name; frames without one are left out."""
 
     def __init__(self, frames_folder: Path, pose_folder: Path, fps: float):
-        from magicpose.media import image_folder_files, read_image
-
         self.video_id = frames_folder.name
         self.frame_files = [f for f in image_folder_files(frames_folder) if (pose_folder / f.name).is_file()]
         self.pose_files = [pose_folder / f.name for f in self.frame_files]
@@ -46,8 +45,6 @@ class TikTokVideo(VideoRecord):
             self.width = self.height = 0
 
     def sample(self, index: int) -> FrameSample:
-        from magicpose.media import read_image
-
         image = read_image(self.frame_files[index])
         pose_map = read_image(self.pose_files[index])
         if pose_map.shape != image.shape:

@@ -76,11 +76,6 @@ def _device_of(module: torch.nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
-def _batched(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def score_video(
     generated: list[np.ndarray],
     reference: list[np.ndarray],

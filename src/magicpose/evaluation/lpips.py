@@ -111,12 +111,6 @@ class LPIPS(nn.Module):
             distance = distance + lin.model(squared).mean(dim=(1, 2, 3))
         return distance
 
-    def trunk_state_dict_keys(self) -> list[str]:
-        return [f"features.{k}" for k in self.features.state_dict()]
-
-    def lin_state_dict_keys(self) -> list[str]:
-        return [f"lin{i}.model.1.weight" for i in range(len(self.lins))]
-
 
 def load_lpips(weights_dir: str | Path, net: str = "vgg") -> LPIPS:
     """Build LPIPS and load torchvision's trunk file and the ``lpips`` package's v0.1 linear layers."""

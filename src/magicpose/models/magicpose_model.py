@@ -18,7 +18,7 @@ from diffusers import ControlNetModel, UNet2DConditionModel
 
 from magicpose.models.appearance_control import AppearanceControlModel
 from magicpose.models.motion_module import frames_per_call
-from magicpose.models.multi_source_attention import attach_reference_bank
+from magicpose.models.multi_source_attention import MultiSourceAttnProcessor, ReferenceBank, attach_reference_bank
 
 ReferenceFeatures = dict[str, torch.Tensor]
 Stage = Literal["appearance", "pose"]
@@ -34,14 +34,17 @@ class MagicPoseModel(torch.nn.Module):
     def __init__(
         self,
         unet: UNet2DConditionModel,
-        appearance_control: AppearanceControlModel,
+        appearance_control: AppearanceControlModel | None,
         pose_control: ControlNetModel | None = None,
     ):
         super().__init__()
         self.unet = unet
         self.appearance_control = appearance_control
         self.pose_control = pose_control
-        self.bank = attach_reference_bank(unet, appearance_control)
+        # Without an appearance branch (the base UNet, or it with the pose ControlNet) nothing writes to the bank.
+        self.bank = (
+            _bank_read_by(unet) if appearance_control is None else attach_reference_bank(unet, appearance_control)
+        )
         self.unet.requires_grad_(False)
 
     @property
@@ -183,6 +186,13 @@ def _unread_appearance_modules(appearance: AppearanceControlModel) -> Iterator[t
         if name != "norm1":
             yield child
     yield last_up_block.attentions[-1].proj_out
+
+
+def _bank_read_by(unet) -> ReferenceBank:
+    """The bank an earlier wiring left the base UNet's processors reading (so that `disable` reaches
+    them), else a new one."""
+    banks = [p.bank for p in unet.attn_processors.values() if isinstance(p, MultiSourceAttnProcessor)]
+    return banks[0] if banks else ReferenceBank()
 
 
 def _expand_batch(tensor: torch.Tensor, batch: int) -> torch.Tensor:

@@ -28,43 +28,9 @@ from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D, U
 from diffusers.pipelines.free_noise_utils import SplitInferenceModule
 
 from magicpose.errors import InputError, MissingWeightsError
-from magicpose.models.multi_source_attention import (
-    MultiSourceAttnProcessor,
-    ReferenceBank,
-    ReferenceWriteProcessor,
-    attach_reference_bank,
-)
-
-# AnimateDiff v2 (`mm_sd_v15_v2.ckpt`, hub `guoyww/animatediff-motion-adapter-v1-5-2`): two temporal
-# layers per down block (three per up block), one in the middle, 8 heads, 32 positions.
-_SD15_MOTION_ADAPTER = dict(
-    block_out_channels=(320, 640, 1280, 1280),
-    motion_layers_per_block=2,
-    motion_num_attention_heads=8,
-    motion_norm_num_groups=32,
-    motion_max_seq_length=32,
-    use_motion_mid_block=True,
-)
-# The same layout at the "tiny" preset's size (32, 32, 64 channels, one layer per block).
-_TINY_MOTION_ADAPTER = dict(
-    block_out_channels=(32, 32, 64),
-    motion_layers_per_block=1,
-    motion_num_attention_heads=4,
-    motion_norm_num_groups=32,
-    motion_max_seq_length=32,
-    use_motion_mid_block=True,
-)
 
 # Original AnimateDiff files are torch pickles (or safetensors) of the motion modules alone.
 _SINGLE_FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".safetensors")
-
-
-def motion_adapter_config(preset: str = "tiny") -> dict:
-    """`MotionAdapter` config matching a `magicpose.models.presets` preset ('tiny' or 'sd15' = AnimateDiff v2)."""
-    configs = {"tiny": _TINY_MOTION_ADAPTER, "sd15": _SD15_MOTION_ADAPTER}
-    if preset not in configs:
-        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(configs)}")
-    return dict(configs[preset])
 
 
 def motion_adapter_config_for_unet(unet, num_attention_heads: int = 8) -> dict:
@@ -79,17 +45,6 @@ def motion_adapter_config_for_unet(unet, num_attention_heads: int = 8) -> dict:
         motion_max_seq_length=32,
         use_motion_mid_block=True,
     )
-
-
-def build_motion_adapter(preset: str = "tiny", seed: int = 0, zero_init: bool = True) -> MotionAdapter:
-    """A randomly initialised adapter; `zero_init` zeroes each temporal block's output projection as
-    AnimateDiff does before training, so that the motion UNet starts as the image model."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        adapter = MotionAdapter(**motion_adapter_config(preset))
-    if zero_init:
-        zero_init_motion_output(adapter)
-    return adapter.eval()
 
 
 def zero_init_motion_output(module: torch.nn.Module) -> torch.nn.Module:
@@ -204,29 +159,6 @@ def build_motion_unet(unet: UNet2DConditionModel, adapter: MotionAdapter) -> Mag
     """
     motion_unet = MagicPoseMotionUNet.from_unet2d(unet, adapter)  # casts to the UNet's dtype
     return motion_unet.to(unet.device).requires_grad_(False).eval()
-
-
-def install_multi_source_attention(motion_unet: UNetMotionModel, appearance_control) -> ReferenceBank:
-    """Multi-source attention between a motion UNet and the (2D) Appearance Control Model.
-
-    The spatial attn1 layers of both keep the names they have in the 2D UNet, so the bank pairs them
-    as before; the temporal blocks' own attention layers keep plain self-attention over frames.
-    `MagicPoseModel(motion_unet, ...)` does this itself; this helper is for code wiring the UNets by hand.
-    """
-    bank = attach_reference_bank(motion_unet, appearance_control)
-    for name, processor in motion_unet.attn_processors.items():
-        if "motion_modules" in name and isinstance(processor, (MultiSourceAttnProcessor, ReferenceWriteProcessor)):
-            raise RuntimeError(f"temporal attention {name} got a reference processor")
-    return bank
-
-
-def repeat_reference_per_frame(features: dict[str, torch.Tensor], num_frames: int) -> dict[str, torch.Tensor]:
-    """Reference tokens of B clips (one reference each) repeated for their B x F frames, clip-major.
-
-    One reference for the whole batch needs nothing (the bank broadcasts a batch of 1); this is for
-    training batches of several clips, each with its own reference image.
-    """
-    return {name: tokens.repeat_interleave(num_frames, dim=0) for name, tokens in features.items()}
 
 
 def is_motion_unet(unet) -> bool:

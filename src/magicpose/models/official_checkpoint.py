@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import sys
 import warnings
@@ -341,27 +340,6 @@ def instantiate(name: str, config: dict) -> torch.nn.Module:
 
         return CLIPTextModel(CLIPTextConfig(**config))
     return COMPONENT_CLASSES[name].from_config(config)
-
-
-def component_shapes(name: str, config: dict) -> dict[str, torch.Size]:
-    """Parameter shapes of a component built on the meta device: no memory, nothing downloaded."""
-    with torch.device("meta"):
-        model = instantiate(name, config)
-    return {key: value.shape for key, value in model.state_dict().items()}
-
-
-def meta_state_dict(full_keys_json: str | Path) -> dict[str, torch.Tensor]:
-    """Meta tensors with the shapes and dtypes listed in the shared `full_keys.json`."""
-    listing = json.loads(Path(full_keys_json).read_text())
-    entries = listing["keys"] if isinstance(listing, dict) and "keys" in listing else listing
-    if isinstance(entries, dict):
-        entries = [dict(key=key, **value) for key, value in entries.items()]
-    return {
-        entry["key"]: torch.empty(
-            entry["shape"], dtype=getattr(torch, entry["dtype"].removeprefix("torch.")), device="meta"
-        )
-        for entry in entries
-    }
 
 
 def plan_official_checkpoint(checkpoint: str | Path, config: str | Path | None = None) -> ConversionPlan:

@@ -219,7 +219,7 @@ class MagicPosePipeline(DiffusionPipeline):
         self,
         latents: torch.Tensor,
         reference_latents: torch.Tensor | None,
-        pose_images: torch.Tensor,
+        pose_images: torch.Tensor | None,
         context: torch.Tensor,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
@@ -237,7 +237,8 @@ class MagicPosePipeline(DiffusionPipeline):
         (reference bank + pose ControlNet) and, for guidance, the plain base UNet. With a motion module
         in the UNet, frames go through in overlapping windows of `window_frames` instead of chunks.
         `reference_latents=None` switches the appearance branch off: the base UNet with the pose
-        ControlNet alone (the first row of the paper's ablation, Table 3). `start_from_reference` mixes
+        ControlNet alone (the first row of the paper's ablation, Table 3); `pose_images=None` too: the
+        plain base UNet, N = the latents' batch (a prerequisite stage's prior). `start_from_reference` mixes
         the reference latents into the initial noise as the scheduler's forward process does at the
         first timestep (`add_noise`); True needs `reference_latents`, None follows the model's setting
         where there is a reference. Settings left None come from the model's recipe (`__call__`).
@@ -256,7 +257,7 @@ class MagicPosePipeline(DiffusionPipeline):
             recipe["guidance_scale"],
             recipe["guidance_interval"],
         )
-        frames = pose_images.shape[0]
+        frames = latents.shape[0] if pose_images is None else pose_images.shape[0]
         latents = latents.expand(frames, -1, -1, -1).clone() if latents.shape[0] == 1 else latents.clone()
         if latents.shape[0] != frames:
             raise ValueError(f"{latents.shape[0]} initial latents for {frames} pose frames")
@@ -298,9 +299,8 @@ class MagicPosePipeline(DiffusionPipeline):
                     progress.update(frames)
                 else:
                     chunks = []
-                    for chunk, poses_chunk in zip(
-                        model_input.split(frame_chunk_size), pose_images.split(frame_chunk_size)
-                    ):
+                    pose_chunks = [None] * frames if pose_images is None else pose_images.split(frame_chunk_size)
+                    for chunk, poses_chunk in zip(model_input.split(frame_chunk_size), pose_chunks):
                         chunks.append(
                             image_guidance(
                                 lambda: model(chunk, t, context, pose_images=poses_chunk, reference_features=features),

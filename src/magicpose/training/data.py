@@ -14,25 +14,20 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from magicpose.data.pairs import ClipDataset, PairDataset
+from magicpose.data.sources import PUPPET, open_collection
+from magicpose.errors import InputError
 from magicpose.training.config import DataConfig, TrainingConfig
 
 
-def open_collection(source: str, split: str | None, data: DataConfig, count: int | None = None):
-    if source == "puppet":
-        from magicpose.data.puppet.videos import PuppetVideos
-
-        side = data.puppet_size or data.size
-        return PuppetVideos(split or "train", width=side, height=side, num_frames=data.puppet_frames, count=count)
-    from magicpose.data.layout import open_videos
-
-    return open_videos(source, split=split)
+def _videos(data: DataConfig, source: str, split: str | None, count: int | None = None):
+    """`open_collection` with the config's puppet-world settings (render size, frames per video)."""
+    return open_collection(source, split, size=data.puppet_size or data.size, frames=data.puppet_frames, count=count)
 
 
 def training_dataset(config: TrainingConfig, clips: bool = False) -> Dataset:
-    from magicpose.data.pairs import ClipDataset, PairDataset
-
     data = config.data
-    videos = open_collection(data.source, data.split, data, data.puppet_videos)
+    videos = _videos(data, data.source, data.split, data.puppet_videos)
     options = dict(
         size=data.size,
         crop=data.crop,
@@ -46,15 +41,13 @@ def training_dataset(config: TrainingConfig, clips: bool = False) -> Dataset:
 
 def validation_batch(config: TrainingConfig, count: int, clips: bool = False) -> dict:
     """A fixed batch of held-out pairs, or clips for clip stages (no augmentation): the puppet val split by default."""
-    from magicpose.data.pairs import ClipDataset, PairDataset
-
     data = config.data
     source = data.validation_source or data.source
-    split = data.validation_split if source == "puppet" or data.validation_source else data.split
+    split = data.validation_split if source == PUPPET or data.validation_source else data.split
     try:
-        videos = open_collection(source, split, data, count=max(count, 1))
-    except Exception:  # a dataset folder without that split: validate on the training split
-        videos = open_collection(source, data.split, data)
+        videos = _videos(data, source, split, count=max(count, 1))
+    except InputError:  # a dataset folder without that split: validate on the training split
+        videos = _videos(data, source, data.split)
     dataset_class = ClipDataset if clips else PairDataset
     dataset = dataset_class(videos, size=data.size, crop="center", seed=12345, length=count)
     return collate([dataset[i] for i in range(count)])

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import torch
 
+from magicpose.models.noise_schedule import official_ddim_scheduler
+from magicpose.pipelines.assembly import save_pipeline_atomically
+from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
+from magicpose.pipelines.schedulers import scheduler_named
 from magicpose.training.config import SamplingConfig
 
 PIPELINE_PARTS = ("unet", "appearance_control", "pose_control", "vae", "text_context")
@@ -41,17 +45,14 @@ def calibrate_vae_latents(vae, images: torch.Tensor) -> float:
     return float(1.0 / (latents - mean.view(1, -1, 1, 1)).std().clamp_min(1e-6))
 
 
-def pipeline_for(parts: dict, sampling: SamplingConfig | None = None):
+def pipeline_for(parts: dict, sampling: SamplingConfig | None = None) -> MagicPosePipeline:
     """A `MagicPosePipeline` of `parts` (the modules themselves, not copies) that samples with `sampling`
-    (default: the official recipe) by default: what a whole-pipeline export writes, and what the
-    validation grids of the MagicPose stages sample through (training/validation.py)."""
-    from magicpose.models.noise_schedule import official_ddim_scheduler
-    from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
-    from magicpose.pipelines.schedulers import scheduler_named
-
+    (default: the official recipe) by default: what a whole-pipeline export writes, and what every
+    validation grid samples through (training/validation.py). A stage without an appearance branch
+    or a pose ControlNet leaves them out: the pipeline then runs without them."""
     sampling = sampling or SamplingConfig()
     return MagicPosePipeline(
-        **{name: parts[name] for name in PIPELINE_PARTS},
+        **{name: parts.get(name) for name in PIPELINE_PARTS},
         scheduler=scheduler_named(sampling.scheduler, official_ddim_scheduler().config),
         start_from_reference=sampling.start_from_reference,
         num_inference_steps=sampling.num_inference_steps,
@@ -68,8 +69,6 @@ def export_components(parts: dict, out: str | Path, sampling: SamplingConfig | N
     A pipeline folder carries `sampling` (default: the official recipe) as its own: the scheduler in
     `scheduler/`, the other settings in `model_index.json`, where `load_pipeline` and `__call__` find them.
     """
-    from magicpose.pipelines.assembly import save_pipeline_atomically
-
     out = Path(out)
     parts = {
         name: module.float() if hasattr(module, "float") else module

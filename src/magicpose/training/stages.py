@@ -1,5 +1,6 @@
-"""The training stages. Each is an `nn.Module` whose `forward(batch, generator)` returns the loss,
-so the trainer hands one module to accelerate/DDP whatever the stage.
+"""The training stages. Each is a `Stage` (training/stage_base.py): an `nn.Module` whose
+`forward(batch, generator)` returns the loss, so the trainer hands one module to accelerate/DDP whatever
+the stage, and which draws its own validation grid and writes its own export.
 
 Prerequisites that real users download, trained from scratch for the puppet world:
     vae         a small AutoencoderKL: reconstruction MSE + a small KL term
@@ -8,194 +9,33 @@ Prerequisites that real users download, trained from scratch for the puppet worl
 The paper's stages (§3.3), base UNet frozen throughout:
     appearance  stage 1, Eq. 4: eps_theta(x_t, t, c; reference) with the Appearance Control Model trained
     pose        stage 2, Eq. 5: the appearance branch and the whole Pose ControlNet trained jointly
-    motion      stage 3 (appendix C): temporal modules only; hook `register_stage("motion", ...)`.
+    motion      stage 3 (appendix C): the temporal layers only (training/motion_stage.py)
 
-Every denoising stage uses the official recipe: x_t = sqrt(a_t) z + sqrt(1 - a_t) eps with
-t ~ U{0..999} on the scaled-linear schedule, z = VAE posterior sample * scaling factor, loss
-||eps - eps_theta||^2 averaged over elements.
+Every denoising stage uses the official recipe (`stage_base.DenoisingStage`); loss ||eps - eps_theta||^2
+averaged over elements.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
-from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel, UNetMotionModel
+from diffusers import ControlNetModel, UNet2DConditionModel, UNetMotionModel
 
-from magicpose.errors import InputError
-from magicpose.models.appearance_control import AppearanceControlModel
 from magicpose.models.magicpose_model import MagicPoseModel
-from magicpose.models.text_context import TextContext
-from magicpose.training.config import ModelConfig, TrainingConfig
-
-COMPONENT_CLASSES = {
-    "vae": AutoencoderKL,
-    "unet": UNet2DConditionModel,
-    "appearance_control": AppearanceControlModel,
-    "pose_control": ControlNetModel,
-    "text_context": TextContext,
-}
+from magicpose.training.components import load_components
+from magicpose.training.config import SamplingConfig, TrainingConfig
+from magicpose.training.data import validation_batch
+from magicpose.training.export import calibrate_vae_latents
+from magicpose.training.motion_stage import MotionStage
+from magicpose.training.stage_base import DenoisingStage, Stage
+from magicpose.training.validation import Columns, sample_frames, unit
 
 
-def load_components(model: ModelConfig) -> dict:
-    """Components named by the model config, each network built once: folders where given, else
-    `model.sd15`'s unet, vae and empty-prompt context, else the preset's architecture at random.
-
-    The appearance branch defaults to a copy of the base UNet (the paper's initialisation) and the pose
-    ControlNet to `ControlNetModel.from_unet` of it; where the base UNet itself is random, both come from
-    the preset's random stream, as `presets.build_components` draws them.
-    """
-    given = {name for name in COMPONENT_CLASSES if getattr(model, name)}
-    base = {"unet", "vae", "text_context"} - given
-    from_sd15 = base if model.sd15 else set()
-    random_unet = "unet" in (base - from_sd15)
-    # From the preset: what nothing else supplies; with a random base UNet also the branches made from it.
-    wanted = (base - from_sd15) | ({"appearance_control", "pose_control"} - given if random_unet else set())
-    components = _preset_parts(model.preset, model.seed, wanted) if wanted else {}
-    for name in sorted(given, key=list(COMPONENT_CLASSES).index):
-        components[name] = _load_folder(COMPONENT_CLASSES[name], getattr(model, name), name)
-    if from_sd15:
-        components.update(_sd15_parts(model.sd15, from_sd15))
-    if not random_unet:
-        if "appearance_control" not in given:
-            components["appearance_control"] = AppearanceControlModel.from_unet(components["unet"])
-        if "pose_control" not in given:
-            hint = None if model.sd15 else _preset_hint_channels(model.preset)
-            with torch.random.fork_rng():
-                torch.manual_seed(model.seed)
-                components["pose_control"] = ControlNetModel.from_unet(
-                    components["unet"],
-                    conditioning_channels=3,
-                    **({"conditioning_embedding_out_channels": hint} if hint else {}),
-                )
-    from magicpose.models.noise_schedule import official_ddim_scheduler
-
-    components["scheduler"] = official_ddim_scheduler()
-    components["loaded"] = given
-    return components
-
-
-def _preset_hint_channels(preset: str):
-    from magicpose.models.presets import component_configs
-
-    return component_configs(preset)["pose_control"].get("conditioning_embedding_out_channels")
-
-
-def _preset_parts(preset: str, seed: int, wanted: set[str]) -> dict:
-    """The preset's random components named in `wanted`, exactly as `presets.build_components(preset,
-    seed)` draws them: one random stream, in the order unet, appearance_control (a copy of the unet),
-    pose_control (`from_unet`), vae, text_context. A part not wanted is skipped unless a wanted one is
-    drawn after it (then it is built and dropped, so that what follows comes out the same)."""
-    from magicpose.models.presets import component_configs
-
-    configs = component_configs(preset)
-    zeros = bool(configs["context"].get("zeros"))
-    stream = ["unet", "appearance_control", "pose_control", "vae"] + ([] if zeros else ["text_context"])
-    last = max((stream.index(name) for name in wanted if name in stream), default=-1)
-    draw = set(stream[: last + 1]) | wanted
-    parts = {}
-    with torch.random.fork_rng(), torch.device("cpu"):
-        torch.manual_seed(seed)
-        if "unet" in draw:
-            parts["unet"] = UNet2DConditionModel(**configs["unet"])
-        if "appearance_control" in draw:
-            parts["appearance_control"] = AppearanceControlModel.from_unet(parts["unet"])
-        if "pose_control" in draw:
-            hint = configs["pose_control"].get("conditioning_embedding_out_channels")
-            parts["pose_control"] = ControlNetModel.from_unet(
-                parts["unet"],
-                conditioning_channels=3,
-                **({"conditioning_embedding_out_channels": hint} if hint else {}),
-            )
-        if "vae" in draw:
-            parts["vae"] = AutoencoderKL(**configs["vae"])
-        if "text_context" in draw:
-            shape = (1, configs["context"]["length"], configs["context"]["dim"])
-            parts["text_context"] = TextContext.from_tensor(torch.zeros(shape) if zeros else torch.randn(shape))
-    return {name: part.eval() for name, part in parts.items() if name in wanted}
-
-
-def _sd15_parts(name: str, wanted: set[str]) -> dict:
-    """`wanted` of unet, vae and text_context (the empty prompt's CLIP embedding) from an SD-1.5 folder or
-    hub id, reading only the subfolders they need (as `models.loading.load_sd15` reads them)."""
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    from magicpose.models.loading import is_hub_id, require_parts
-    from magicpose.models.text_context import encode_prompt
-
-    subfolders = {"unet": ("unet",), "vae": ("vae",), "text_context": ("text_encoder", "tokenizer")}
-    if not is_hub_id(str(name)):
-        require_parts(name, tuple(sub for part in sorted(wanted) for sub in subfolders[part]), "Stable Diffusion 1.5")
-    parts = {}
-    if "unet" in wanted:
-        parts["unet"] = UNet2DConditionModel.from_pretrained(name, subfolder="unet")
-    if "vae" in wanted:
-        parts["vae"] = AutoencoderKL.from_pretrained(name, subfolder="vae")
-    if "text_context" in wanted:
-        text_encoder = CLIPTextModel.from_pretrained(name, subfolder="text_encoder")
-        tokenizer = CLIPTokenizer.from_pretrained(name, subfolder="tokenizer")
-        parts["text_context"] = TextContext.from_tensor(encode_prompt(text_encoder, "", tokenizer))
-    return parts
-
-
-def _load_folder(cls, path: str, name: str):
-    from pathlib import Path
-
-    from magicpose.models.loading import component_missing
-
-    missing = component_missing(Path(path), label=f"{path}/")
-    if missing:
-        raise InputError(
-            f"model.{name}: {path} is not a complete component folder (missing {', '.join(missing)}); "
-            "point it at a folder written by a stage's export, e.g. runs/puppet/vae/export/vae"
-        )
-    return cls.from_pretrained(path)
-
-
-def _noise_schedule():
-    from diffusers import DDPMScheduler
-
-    from magicpose.models.noise_schedule import OFFICIAL_SCHEDULE
-
-    return DDPMScheduler(**OFFICIAL_SCHEDULE)
-
-
-class _Denoising(torch.nn.Module):
-    """Shared machinery of the epsilon-MSE stages: frozen VAE, fixed context, noise schedule."""
-
-    def __init__(self, vae: AutoencoderKL, text_context: TextContext):
-        super().__init__()
-        self.vae = vae.requires_grad_(False)
-        self.text_context = text_context.requires_grad_(False)
-        self.schedule = _noise_schedule()
-
-    @torch.no_grad()
-    def encode(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """z = VAE posterior sample * scaling factor (the official code samples the posterior too)."""
-        posterior = self.vae.encode(images.to(self.vae.dtype)).latent_dist
-        noise = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)
-        return (posterior.mean + posterior.std * noise) * self.vae.config.scaling_factor
-
-    def noised(self, latents: torch.Tensor, generator: torch.Generator):
-        """(x_t, t, eps) for random t and eps drawn from `generator` (on the CPU, so every device agrees)."""
-        noise = torch.randn(latents.shape, generator=generator).to(latents)
-        timesteps = torch.randint(
-            0, self.schedule.config.num_train_timesteps, (latents.shape[0],), generator=generator
-        )
-        timesteps = timesteps.to(latents.device)
-        return self.schedule.add_noise(latents, noise, timesteps), timesteps, noise
-
-    def context(self, batch: int) -> torch.Tensor:
-        return self.text_context(batch)
-
-    def exported(self) -> dict:
-        """Components this stage's export writes."""
-        raise NotImplementedError
-
-
-class VaeStage(torch.nn.Module):
+class VaeStage(Stage):
     """Autoencoder: ||D(z) - x||^2 + kl_weight * KL(q(z|x) || N(0, I)), z ~ q(z|x)."""
 
     trains = ("vae",)
@@ -215,11 +55,25 @@ class VaeStage(torch.nn.Module):
             + self.kl_weight * posterior.kl().mean() / images[0].numel()
         )
 
+    @torch.no_grad()
+    def validation_columns(self, batch: dict, sampling: SamplingConfig) -> Columns:
+        target = self.batch_on_device(batch)["target"]
+        reconstruction = self.vae.decode(self.vae.encode(target).latent_dist.mode()).sample
+        return [("input", unit(target)), ("reconstruction", unit(reconstruction))]
+
     def exported(self) -> dict:
         return {"vae": self.vae}
 
+    def export(self, out: Path, config: TrainingConfig) -> Path:
+        """Centre and scale the latents first (`export.calibrate_vae_latents`), on whole frames as the
+        diffusion stages will see them (puppet_size, not training patches)."""
+        data = dataclasses.replace(config.data, size=config.data.puppet_size or config.data.size)
+        frames = validation_batch(dataclasses.replace(config, data=data), 32)["target"]
+        self.vae.register_to_config(scaling_factor=calibrate_vae_latents(self.vae, frames))
+        return super().export(out, config)
 
-class BaseUnetStage(_Denoising):
+
+class BaseUnetStage(DenoisingStage):
     """The image prior: eps_theta(x_t, t, c) with c the fixed (empty-prompt) context."""
 
     trains = ("unet",)
@@ -233,11 +87,19 @@ class BaseUnetStage(_Denoising):
         eps = self.unet(noisy, timesteps, encoder_hidden_states=self.context(noisy.shape[0]), return_dict=False)[0]
         return F.mse_loss(eps.float(), noise.float())
 
+    @torch.no_grad()
+    def validation_columns(self, batch: dict, sampling: SamplingConfig) -> Columns:
+        """Samples of the prior alone: the pipeline with neither reference nor pose."""
+        target = self.batch_on_device(batch)["target"]
+        networks = {"unet": self.unet, "vae": self.vae, "text_context": self.text_context}
+        generated = sample_frames(networks, _unguided(sampling), target.shape[-2:], target.shape[0])
+        return [("generated", unit(generated)), ("ground truth", unit(target))]
+
     def exported(self) -> dict:
         return {"unet": self.unet, "text_context": self.text_context}
 
 
-class ControlNetStage(_Denoising):
+class ControlNetStage(DenoisingStage):
     """An OpenPose ControlNet on the frozen base UNet (what lllyasviel trained for SD-1.5)."""
 
     trains = ("pose_control",)
@@ -249,18 +111,15 @@ class ControlNetStage(_Denoising):
 
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         noisy, timesteps, noise = self.noised(self.encode(batch["target"], generator), generator)
-        return F.mse_loss(self.eps(noisy, timesteps, batch["pose_image"]).float(), noise.float())
-
-    def eps(self, noisy, timesteps, pose_images):
         context = self.context(noisy.shape[0])
         down, mid = self.pose_control(
             noisy,
             timesteps,
             encoder_hidden_states=context,
-            controlnet_cond=pose_images.to(noisy.dtype),
+            controlnet_cond=batch["pose_image"].to(noisy.dtype),
             return_dict=False,
         )
-        return self.unet(
+        eps = self.unet(
             noisy,
             timesteps,
             encoder_hidden_states=context,
@@ -268,12 +127,23 @@ class ControlNetStage(_Denoising):
             mid_block_additional_residual=mid,
             return_dict=False,
         )[0]
+        return F.mse_loss(eps.float(), noise.float())
+
+    @torch.no_grad()
+    def validation_columns(self, batch: dict, sampling: SamplingConfig) -> Columns:
+        """Samples of the base UNet with the pose ControlNet: the pipeline without a reference."""
+        batch = self.batch_on_device(batch)
+        target, pose = batch["target"], batch["pose_image"]
+        networks = {"unet": self.unet, "pose_control": self.pose_control, "vae": self.vae}
+        networks["text_context"] = self.text_context
+        generated = sample_frames(networks, _unguided(sampling), target.shape[-2:], target.shape[0], pose_images=pose)
+        return [("pose", pose.float().cpu()), ("generated", unit(generated)), ("ground truth", unit(target))]
 
     def exported(self) -> dict:
         return {"pose_control": self.pose_control}
 
 
-class MagicPoseStage(_Denoising):
+class MagicPoseStage(DenoisingStage):
     """Stage 1 (`appearance`, Eq. 4: no pose) and stage 2 (`pose`, Eq. 5: joint with the ControlNet).
 
     Image-guidance dropout: with probability p a sample gets neither reference nor pose, i.e. it
@@ -302,6 +172,23 @@ class MagicPoseStage(_Denoising):
         )
         return F.mse_loss(eps.float(), noise.float())
 
+    @torch.no_grad()
+    def validation_columns(self, batch: dict, sampling: SamplingConfig) -> Columns:
+        """One independent sample per row, as the export samples. Both stages sample with poses, as their
+        exports do: stage 1's export carries the ControlNet it was given (frozen) or, without one,
+        `from_unet`'s, whose zero-initialised outputs add nothing."""
+        batch = self.batch_on_device(batch)
+        target, pose, reference = batch["target"], batch["pose_image"], batch["reference"]
+        generated = sample_frames(
+            self.exported(), sampling, target.shape[-2:], target.shape[0], reference=reference, pose_images=pose
+        )
+        return [
+            ("reference", unit(reference)),
+            ("pose", pose.float().cpu()),
+            ("generated", unit(generated)),
+            ("ground truth", unit(target)),
+        ]
+
     def exported(self) -> dict:
         return {
             "unet": self.model.unet,
@@ -312,35 +199,23 @@ class MagicPoseStage(_Denoising):
         }
 
 
-def _motion_stage(components: dict, config: TrainingConfig):
-    from magicpose.training.motion_stage import MotionStage
+def _unguided(sampling: SamplingConfig) -> SamplingConfig:
+    """The recipe for networks with no appearance branch: image guidance (a push away from the plain base
+    UNet) and starting from a reference are MagicPose's; the prerequisites sample their own model alone."""
+    return dataclasses.replace(sampling, guidance_scale=1.0, start_from_reference=False)
 
-    return MotionStage(components, config)
 
-
-STAGE_BUILDERS: dict[str, Callable[[dict, TrainingConfig], torch.nn.Module]] = {
+STAGE_CLASSES: dict[str, type[Stage]] = {
     "vae": VaeStage,
     "base_unet": BaseUnetStage,
     "controlnet": ControlNetStage,
     "appearance": MagicPoseStage,
     "pose": MagicPoseStage,
-    "motion": _motion_stage,
+    "motion": MotionStage,
 }
-#: Stages whose batches are clips (T frames per sample, `ClipDataset`) rather than frame pairs.
-CLIP_STAGES = {"motion"}
 
 
-def register_stage(name: str, builder: Callable[[dict, TrainingConfig], torch.nn.Module], clips: bool = False) -> None:
-    """The hook for stage 3: `builder(components, config)` returns a module with `forward(batch,
-    generator) -> loss`, `trains` (component names), `exported()` (name -> module with
-    `save_pretrained`), `vae`, and optionally `validation_columns(batch, sampling)`;
-    `clips` selects `ClipDataset` batches."""
-    STAGE_BUILDERS[name] = builder
-    if clips:
-        CLIP_STAGES.add(name)
-
-
-def build_stage(config: TrainingConfig, components: dict | None = None) -> torch.nn.Module:
+def build_stage(config: TrainingConfig, components: dict | None = None) -> Stage:
     components = load_components(config.model) if components is None else components
     if config.stage == "appearance" and "pose_control" not in components.get("loaded", ()):
         warnings.warn(
@@ -348,7 +223,7 @@ def build_stage(config: TrainingConfig, components: dict | None = None) -> torch
             "its export carries an untrained one",
             stacklevel=2,
         )
-    module = STAGE_BUILDERS[config.stage](components, config)
+    module = STAGE_CLASSES[config.stage](components, config)
     if config.train.gradient_checkpointing:
         for sub in module.modules():
             if isinstance(sub, (UNet2DConditionModel, UNetMotionModel, ControlNetModel)):

@@ -6,7 +6,7 @@ draw pairs and clips from hundreds of thousands of identities without storing an
 
 from __future__ import annotations
 
-from magicpose.data.layout import FrameSample, VideoCollection, VideoRecord
+from magicpose.data.interface import FrameSample, VideoCollection, VideoRecord
 from magicpose.data.puppet.world import FRAMINGS, SPLITS, PuppetVideo, video_spec
 
 

@@ -1,4 +1,5 @@
-"""The official implementation's sampling order, kept as the yardstick for the pipeline's speed-ups.
+"""The official implementation's sampling order, kept as the yardstick for the pipeline's speed-ups
+(test and benchmark code only: nothing shipped samples this way).
 
 The official script generates one frame at a time; at every step it runs the appearance branch for
 that frame, the conditional branch, and an unconditional branch that also runs the Pose ControlNet and
