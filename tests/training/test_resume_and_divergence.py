@@ -1,7 +1,12 @@
+import signal
+
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
+from magicpose.interfaces.cli import main
+from magicpose.training import trainer
 from magicpose.training.checkpointing import TrainingDiverged
 from magicpose.training.stages import MagicPoseStage
 from magicpose.training.trainer import train
@@ -119,3 +124,51 @@ def test_ema_decay_outside_0_1_is_an_error(tmp_path):
         tiny_config("pose", tmp_path, train={"ema_decay": 1.0})
     with pytest.raises(InputError, match=r"shared_noise must lie in \[0, 1\]"):
         tiny_config("motion", tmp_path, train={"shared_noise": 1.5})
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_checkpoints_the_finished_step_and_the_resume_is_exact(tmp_path, monkeypatch, capsys, stop):
+    """Ctrl-C or SIGTERM mid-run: the step under way finishes, its checkpoint is saved, the command says how to
+    continue, and continuing gives the straight run's weights."""
+    train(tiny_config("pose", tmp_path / "straight", **OPTIONS))
+    config = tiny_config(
+        "pose", tmp_path / "stopped", **{**OPTIONS, "output": {**OPTIONS["output"], "checkpoint_every": 100}}
+    )
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    real_step = trainer.optimizer_step
+
+    def step_then_signal(run, data):
+        result = real_step(run, data)
+        if run.step == 1:
+            signal.raise_signal(stop)  # arrives mid-run, as a scheduler's or the user's would
+        return result
+
+    monkeypatch.setattr(trainer, "optimizer_step", step_then_signal)
+    assert main(["train", str(tmp_path / "config.yaml")]) == 128 + stop
+    err = capsys.readouterr().err
+    checkpoint = tmp_path / "stopped" / "checkpoints" / f"step-{1:06d}"
+    assert (checkpoint / "state.pt").is_file() and not (tmp_path / "stopped" / "export").exists()
+    assert f"interrupted after step 1; saved {checkpoint}" in err
+    assert f"magicpose train {tmp_path / 'config.yaml'} --resume" in err and "Traceback" not in err
+    assert signal.getsignal(stop) in (signal.default_int_handler, signal.SIG_DFL)  # the handlers are put back
+    monkeypatch.setattr(trainer, "optimizer_step", real_step)
+    assert main(["train", str(tmp_path / "config.yaml"), "--resume"]) == 0
+    straight = _final(tmp_path / "straight")
+    resumed = _final(tmp_path / "stopped")
+    assert max((straight[k] - resumed[k]).abs().max().item() for k in straight) <= 1e-6
+
+
+def test_resuming_with_changed_settings_names_them(tmp_path):
+    config = tiny_config("pose", tmp_path / "run", **OPTIONS)
+    train(config, stop_after=K)
+    changed = tiny_config(
+        "pose",
+        tmp_path / "run",
+        **{**OPTIONS, "train": {**OPTIONS["train"], "batch_size": 2, "learning_rate": 5e-4, "max_steps": 2 * K + 1}},
+    )
+    with pytest.warns(UserWarning, match="differ from the checkpoint's") as caught:
+        train(changed, resume=True)
+    message = str(caught[0].message)
+    assert "train.batch_size: 1 -> 2" in message
+    assert "train.learning_rate: 0.001 -> 0.0005 (the checkpoint's value stays" in message
+    assert "max_steps" not in message  # running longer is what resuming is for

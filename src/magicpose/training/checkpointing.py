@@ -124,6 +124,40 @@ def load_checkpoint(accelerator, folder: Path, module, optimizer, lr_scheduler, 
     return int(state["step"])
 
 
+# Settings a resumed run may change without losing exactness: how long it runs, how it reports and saves.
+FREE_TO_CHANGE = ("train.max_steps", "train.max_minutes", "data.num_workers", "output.")
+# Settings the restored optimizer and LR schedule carry: a new value in the config has no effect.
+RESTORED = ("train.learning_rate", "train.lr_scheduler", "train.lr_warmup_steps", "train.adam_", "train.weight_decay")
+
+
+def _leaves(tree: dict, prefix: str = "") -> dict:
+    leaves = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            leaves.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
+def changed_settings(folder: Path, config: dict) -> list[str]:
+    """The settings of `config` that differ from those the checkpoint was written with, as
+    "key: old -> new" (with a note where the checkpoint's own value stays in force)."""
+    saved = torch.load(folder / "state.pt", weights_only=False).get("config") or {}
+    old, new = _leaves(saved), _leaves(config)
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key) or key.startswith(FREE_TO_CHANGE):
+            continue
+        note = (
+            " (the checkpoint's value stays: the optimizer and LR schedule are restored)"
+            if key.startswith(RESTORED)
+            else ""
+        )
+        changes.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}{note}")
+    return changes
+
+
 def load_ema(folder: Path, ema) -> bool:
     """Restore the moving average where the checkpoint has one (a run that turns EMA on when resuming
     keeps the average it started at the restored weights)."""

@@ -11,6 +11,8 @@ logging, checkpoints and validation grids; at the end, the export. Each named st
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from tqdm.auto import tqdm
 from magicpose.errors import InputError
 from magicpose.training.checkpointing import (
     TrainingDiverged,
+    changed_settings,
     latest_checkpoint,
     load_checkpoint,
     load_ema,
@@ -48,28 +51,72 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
     progress = tqdm(
         total=run.t.max_steps, initial=run.step, desc=config.stage, disable=not run.main, dynamic_ncols=True
     )
-    while run.step < run.t.max_steps:
-        loss, seconds = optimizer_step(run, data)
-        progress.update(1)
-        progress.set_postfix(loss=f"{loss:.4f}", samples_s=f"{run.samples_per_step / seconds:.1f}")
-        log(run, loss, seconds)
-        out_of_time = time_is_up(run)
-        stopping = stop_after is not None and run.step >= stop_after
-        if run.step % config.output.checkpoint_every == 0 or run.step == run.t.max_steps or out_of_time or stopping:
-            checkpoint = save(run)
-        if run.main and config.output.validate_every and run.step % config.output.validate_every == 0:
-            validate(run, held_out)
-        if stopping:
-            progress.close()
-            run.accelerator.end_training()
-            return checkpoint
-        if out_of_time:
-            run.accelerator.print(
-                f"train.max_minutes={run.t.max_minutes} spent: stopping at step {run.step} of {run.t.max_steps}"
-            )
-            break
+    with stop_requests() as requested:
+        while run.step < run.t.max_steps:
+            loss, seconds = optimizer_step(run, data)
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss:.4f}", samples_s=f"{run.samples_per_step / seconds:.1f}")
+            log(run, loss, seconds)
+            if _any_rank(run.accelerator, requested.signal is not None):
+                progress.close()
+                raise TrainingInterrupted(requested.signal or signal.SIGINT, run.step, save(run))
+            if (checkpoint := end_of_step(run, held_out, stop_after)) is not None:
+                progress.close()
+                return checkpoint
     progress.close()
     return finish(run)
+
+
+def end_of_step(run: Run, held_out: dict | None, stop_after: int | None) -> Path | None:
+    """Checkpoint and validate where due; a path when the run stops here (`stop_after`, or out of time)."""
+    config = run.config
+    out_of_time = time_is_up(run)
+    stopping = stop_after is not None and run.step >= stop_after
+    if run.step % config.output.checkpoint_every == 0 or run.step == run.t.max_steps or out_of_time or stopping:
+        checkpoint = save(run)
+    if run.main and config.output.validate_every and run.step % config.output.validate_every == 0:
+        validate(run, held_out)
+    if stopping:
+        run.accelerator.end_training()
+        return checkpoint
+    if out_of_time:
+        run.accelerator.print(
+            f"train.max_minutes={run.t.max_minutes} spent: stopping at step {run.step} of {run.t.max_steps}"
+        )
+        return finish(run)
+    return None
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM: raised once the step under way has finished and its checkpoint is saved."""
+
+    def __init__(self, signal_number: int, step: int, checkpoint: Path):
+        super().__init__(signal_number)
+        self.signal_number, self.step, self.checkpoint = int(signal_number), step, checkpoint
+
+
+class stop_requests:
+    """SIGINT and SIGTERM ask the loop to stop after the step under way (a checkpoint of a half-done step
+    could not resume exactly); a second one stops at once. The previous handlers come back afterwards."""
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.signal, self.previous = None, {}
+        if threading.current_thread() is threading.main_thread():
+            for number in self.signals:
+                self.previous[number] = signal.signal(number, self.request)
+        return self
+
+    def request(self, number, frame):
+        if self.signal is not None:
+            raise KeyboardInterrupt(number)
+        self.signal = number
+        print(f"\nstopping after this step and saving a checkpoint ({signal.Signals(number).name}; again to abort)")
+
+    def __exit__(self, *exc_info):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
 
 
 @dataclass
@@ -142,6 +189,13 @@ def set_up(config: TrainingConfig, resume: bool) -> Run:
     if resume:
         run.step = load_checkpoint(accelerator, checkpoint, *run.state())
         accelerator.print(f"resumed from {checkpoint} (step {run.step})")
+        changes = changed_settings(checkpoint, config.to_dict())
+        if changes and run.main:
+            warnings.warn(
+                "resuming with settings that differ from the checkpoint's, so the run is no longer the one it "
+                "continues: " + "; ".join(changes),
+                stacklevel=2,
+            )
     if t.ema_decay:
         run.ema = EMAModel(parameters, decay=t.ema_decay)  # starts at the weights trained from
         if resume and not load_ema(checkpoint, run.ema):

@@ -7,6 +7,7 @@ Several processes (GPUs or machines) through accelerate's launcher:
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from magicpose.training.checkpointing import TrainingDiverged
     from magicpose.training.config import load_config
-    from magicpose.training.trainer import train
+    from magicpose.training.trainer import TrainingInterrupted, train
 
     config = load_config(args.config, args.overrides)
     try:
@@ -34,4 +35,12 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as error:
         print(f"magicpose train: {error}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as stop:
+        overrides = "".join(f" {shlex.quote(item)}" for item in args.overrides)
+        print(
+            f"magicpose train: interrupted after step {stop.step}; saved {stop.checkpoint}. Continue with: "
+            f"magicpose train {shlex.quote(str(args.config))} --resume{overrides}",
+            file=sys.stderr,
+        )
+        return 128 + stop.signal_number
     return 0
