@@ -84,3 +84,16 @@ def test_import_with_the_real_detector(tmp_path):
     assert pose.has("body") and pose.has("face")
     nose = pose.body[0]
     assert nose[2] > 0 and 0 <= nose[0] < 256 and 0 <= nose[1] < 128  # a portrait: the face is in the upper half
+
+
+def test_a_bad_video_is_skipped_and_listed_and_the_others_are_imported(tmp_path, source, capsys):
+    folder, video = source
+    (folder / "broken.mp4").write_bytes(b"\x00" * 100)
+    out, failed = tmp_path / "dataset", []
+    folders = import_videos(
+        folder, out, detector=CountingDetector(video), max_side=None, progress=False, failed=failed
+    )
+    assert [path.name for path in folders] == ["dance_one"]
+    assert [path.name for path, _ in failed] == ["broken.mp4"] and "broken.mp4" in failed[0][1]
+    with pytest.raises(InputError, match="broken.mp4"):  # without a list to report into, the first one stops
+        import_videos(folder, tmp_path / "other", detector=CountingDetector(video), max_side=None, progress=False)

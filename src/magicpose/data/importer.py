@@ -110,11 +110,14 @@ def import_videos(
     max_side: int | None = 512,
     split: str | None = None,
     progress: bool = True,
+    failed: list[tuple[Path, str]] | None = None,
 ) -> list[Path]:
     """Import every video of `source` into the dataset folder `root`; returns the video folders.
 
     `detector` defaults to `magicpose.poses.detect.PoseDetector()` (MediaPipe Holistic, offline);
-    anything with the same `detect_video(path, progress=...) -> PoseSequence` works.
+    anything with the same `detect_video(path, progress=...) -> PoseSequence` works. With a `failed` list,
+    a video that cannot be imported (unreadable, nobody in it) is skipped and recorded there as
+    (path, reason), so one bad file does not stop the others; without it, the first one raises.
     """
     root = Path(root)
     videos = find_videos(source)
@@ -135,5 +138,11 @@ def import_videos(
             from magicpose.poses.detect import PoseDetector
 
             detector = PoseDetector()
-        folders.append(import_video(path, root, detector, max_side=max_side, split=split))
+        try:
+            folders.append(import_video(path, root, detector, max_side=max_side, split=split))
+        except InputError as error:
+            if failed is None:
+                raise
+            failed.append((path, str(error)))
+            tqdm.write(f"skipped {path}: {error}")
     return folders

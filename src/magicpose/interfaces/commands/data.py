@@ -8,9 +8,11 @@ magicpose data preview --out docs/
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from magicpose.errors import InputError
+from magicpose.interfaces.options import add_strict_argument, check_output
 
 
 def _size(text: str) -> int:
@@ -74,6 +76,7 @@ def register(subparsers) -> None:
     videos.add_argument("out", help="dataset folder to write into")
     videos.add_argument("--max-side", type=_size, default=512, help="shrink frames so the longer side is at most this")
     videos.add_argument("--split", help="split name to record in each video's meta.json")
+    add_strict_argument(videos)
     videos.set_defaults(func=run_prepare_videos)
 
     preview = actions.add_parser("preview", help="write the contact sheet, motion strip and ground-truth panel PNGs")
@@ -109,8 +112,15 @@ def run_prepare_puppet(args: argparse.Namespace) -> int:
 def run_prepare_videos(args: argparse.Namespace) -> int:
     from magicpose.data.importer import import_videos
 
-    folders = import_videos(args.source, args.out, max_side=args.max_side, split=args.split)
+    check_output(args.out, "the dataset folder", inputs=(args.source,), folder=True)
+    failed = []
+    folders = import_videos(args.source, args.out, max_side=args.max_side, split=args.split, failed=failed)
     print(f"{len(folders)} videos in {args.out}")
+    if failed:
+        print(f"{len(failed)} could not be imported and were skipped:", file=sys.stderr)
+        for path, reason in failed:
+            print(f"  {path}: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 
