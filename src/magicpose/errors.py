@@ -7,3 +7,8 @@ class InputError(ValueError):
 
 class MissingWeightsError(InputError, FileNotFoundError):
     """A weight file or folder is missing or incomplete."""
+
+
+class DamagedMediaWarning(UserWarning):
+    """A media file decoded only in part (e.g. fewer frames than its header declares). The CLI prints it as a
+    warning, or stops with it as an error under `--strict`."""

@@ -4,6 +4,7 @@ Images go through Pillow, videos through PyAV (FFmpeg): mp4, mov, avi, webm, mkv
 decoded, and folders of images read as videos in natural order (frame2 before frame10).
 Videos are written as H.264 mp4 in yuv420p, the one combination every player accepts; yuv420p
 needs even sizes, so odd frames are padded by one replicated edge pixel.
+An mp4 can carry a cut of another file's sound (`magicpose.audio`).
 Every file is written through `atomic_path`: it appears whole or not at all.
 """
 
@@ -11,14 +12,17 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from magicpose.errors import InputError
+from magicpose.audio import AudioCut, Soundtrack
+from magicpose.errors import DamagedMediaWarning, InputError
 from magicpose.files import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -116,7 +120,6 @@ class VideoReader:
         if not self.path.is_file():
             raise InputError(f"video not found: {self.path}")
         self._files = None
-        import av
 
         try:
             self._container = av.open(str(self.path))
@@ -179,10 +182,11 @@ class VideoReader:
         yield from self._decoded
 
     def _decode(self) -> Iterator[np.ndarray]:
-        import av
 
+        decoded = 0
         try:
             for frame in self._container.decode(self._stream):
+                decoded += 1
                 array = frame.to_ndarray(format="rgb24")
                 rotation = getattr(frame, "rotation", 0) or 0
                 if rotation % 360:
@@ -191,12 +195,15 @@ class VideoReader:
                 yield array
         except av.FFmpegError as error:
             raise InputError(f"{self.path}: decoding failed ({error}); the file may be truncated or corrupt") from None
-
-
-def iter_video(path: str | os.PathLike, *, folder_fps: float = DEFAULT_FOLDER_FPS) -> Iterator[np.ndarray]:
-    """Frames one at a time (for long videos); see `VideoReader` for the fps and size."""
-    with VideoReader(path, folder_fps=folder_fps) as reader:
-        yield from reader
+        if self.frame_count and decoded < self.frame_count:
+            # threaded decoding skips what it cannot decode: the count against the header is the only sign
+            warnings.warn(
+                DamagedMediaWarning(
+                    f"{self.path}: only {decoded} of the {self.frame_count} frames its header declares could be "
+                    f"decoded ({self.frame_count - decoded} lost; the file is truncated or damaged)"
+                ),
+                stacklevel=2,
+            )
 
 
 def read_video(path: str | os.PathLike, *, folder_fps: float = DEFAULT_FOLDER_FPS) -> tuple[list[np.ndarray], float]:
@@ -227,21 +234,25 @@ def frame_rate(fps: float) -> Fraction:
 class VideoWriter:
     """Write RGB frames to an H.264 mp4 one at a time; the file appears only when closed cleanly.
 
-    Use as a context manager: an exception inside the block removes the partial file.
+    Use as a context manager: an exception inside the block removes the partial file. With `audio`
+    (an `AudioCut`) the mp4 also carries that sound, muxed as the frames arrive; `audio_copied` then
+    says whether its AAC packets were copied (True) or it was encoded to AAC (False).
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float, *, crf: int = 18):
+    def __init__(self, path: str | os.PathLike, fps: float, *, crf: int = 18, audio: AudioCut | None = None):
         self.path = Path(path)
         self.rate = frame_rate(fps)
         self.crf = crf
+        self.audio = audio
+        self.audio_copied: bool | None = None
         self.frames_written = 0
         self._atomic = None
         self._container = None
         self._stream = None
+        self._sound = None
         self._size = None
 
     def __enter__(self) -> VideoWriter:
-        import av
 
         self._atomic = atomic_path(self.path, suffix=".mp4")
         temporary = self._atomic.__enter__()
@@ -249,7 +260,6 @@ class VideoWriter:
         return self
 
     def write(self, frame: np.ndarray) -> None:
-        import av
 
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
@@ -261,11 +271,16 @@ class VideoWriter:
             self._stream.height, self._stream.width = self._size
             self._stream.pix_fmt = "yuv420p"
             self._stream.options = {"crf": str(self.crf)}
+            if self.audio is not None:  # every stream is declared before the first packet
+                self._sound = Soundtrack(self.audio, self._container)
+                self.audio_copied = self._sound.copied
         elif frame.shape[:2] != self._size:
             raise ValueError(f"all frames must have one size: got {frame.shape[:2]} after {self._size}")
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
             self._container.mux(packet)
         self.frames_written += 1
+        if self._sound is not None:
+            self._sound.mux_until(self.frames_written / self.rate)
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         error = exc
@@ -275,9 +290,13 @@ class VideoWriter:
             if error is None:
                 for packet in self._stream.encode():  # flush the encoder's delayed frames
                     self._container.mux(packet)
+                if self._sound is not None:
+                    self._sound.mux_until(None)
         except Exception as flush_error:  # noqa: BLE001 - re-raised below after cleanup
             error = flush_error
         finally:
+            if self._sound is not None:
+                self._sound.close()
             self._container.close()
         if error is None:
             self._atomic.__exit__(None, None, None)
@@ -287,9 +306,16 @@ class VideoWriter:
             raise error
 
 
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float, *, crf: int = 18) -> int:
-    """Write RGB uint8 frames as an H.264 (yuv420p) mp4; returns the number of frames written."""
-    with VideoWriter(path, fps, crf=crf) as writer:
+def write_video(
+    path: str | os.PathLike,
+    frames: Iterable[np.ndarray],
+    fps: float,
+    *,
+    crf: int = 18,
+    audio: AudioCut | None = None,
+) -> int:
+    """Write RGB uint8 frames as an H.264 (yuv420p) mp4, with `audio` if given; returns the frames written."""
+    with VideoWriter(path, fps, crf=crf, audio=audio) as writer:
         for frame in frames:
             writer.write(frame)
     return writer.frames_written

@@ -1,12 +1,15 @@
 """The web app's logic without a browser: limits, bad files, previews, generation, the puppet example."""
 
 import argparse
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from magicpose.errors import InputError
-from magicpose.interfaces import app
+from magicpose.interfaces import app, app_page
 from magicpose.media import read_video
 from magicpose.pipelines.assembly import load_pipeline
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
@@ -47,19 +50,36 @@ def test_upload_limits_and_bad_files_raise_input_errors(examples, tmp_path):
     with pytest.raises(InputError):
         app.load_reference(garbage, 50)
     with pytest.raises(InputError, match="multiple of 8"):
-        app.parse_side(30)
-    assert app.parse_side(0) is None and app.parse_side(64) == (64, 64)
+        app.parse_size(30, 64)
+    with pytest.raises(InputError, match="height must be a multiple of 8 from 8 to 2048"):
+        app.parse_size(64, 4096)
+    assert app.parse_size(0, 0) is None and app.parse_size(64, 0) == (64, 64) and app.parse_size(0, 48) == (48, 48)
+    assert app.parse_size(64, 96) == (64, 96)  # not square: width x height, as the CLI's --size 64x96
 
 
 def test_preview_shows_the_skeleton_and_aligns_it_to_the_reference(examples):
     photo, dance = examples
     reference = app.load_reference(photo, 50)
     driving = app.load_driving(dance, 50, 64)
-    skeleton, overlay, note = app.preview(reference, driving, (64, 64), align=True)
-    assert skeleton.shape == (driving.height, driving.width, 3) and skeleton.any()
+    skeleton, overlay, note = app.preview(reference, driving, (64, 64), app.Settings(align=True))
+    assert skeleton.shape == (driving.poses.height, driving.poses.width, 3) and skeleton.any()
     assert overlay.shape == (64, 64, 3) and "aligned" in note and "4 driving frames" in note
-    _, unaligned, note = app.preview(reference, driving, (64, 64), align=False)
+    _, unaligned, note = app.preview(reference, driving, (64, 64), app.Settings(align=False))
     assert "alignment off" in note and not np.array_equal(overlay, unaligned)
+    # the advanced settings reach the preview (their geometry is tested in tests/poses/test_align.py)
+    moved = app.settings_from_page(True, "person", "person", 1, 8, 0, -1)
+    assert moved.align_offset == (8.0, 0.0) and moved.align_frame is None
+    assert not np.array_equal(app.preview(reference, driving, (64, 64), moved)[1], overlay)
+    with pytest.raises(InputError, match="--align-frame must be a driving frame from 0 to 3"):
+        app.preview(reference, driving, (64, 64), app.settings_from_page(True, "person", "person", 1, 0, 0, 9))
+
+
+def test_preview_takes_other_shapes_and_the_fit(examples):
+    photo, dance = examples
+    reference, driving = app.load_reference(photo, 50), app.load_driving(dance, 50, 64)
+    for fit in ("pad", "crop", "person"):
+        _, overlay, note = app.preview(reference, driving, (64, 96), app.Settings(fit=fit))
+        assert overlay.shape == (96, 64, 3) and "aligned" in note
 
 
 def test_generate_writes_the_result_and_the_grid(examples, model, tmp_path):
@@ -67,16 +87,15 @@ def test_generate_writes_the_result_and_the_grid(examples, model, tmp_path):
     pipeline = load_pipeline(model)
     reference, driving = app.load_reference(photo, 50), app.load_driving(dance, 50, 64)
     video, grid, note = app.generate(
-        pipeline, reference, driving, tmp_path / "job", size=None, align=True, steps=1, guidance=7.0, seed=1
+        pipeline, reference, driving, tmp_path / "job", size=None, steps=1, guidance=7, seed=1
     )
     frames, fps = read_video(video)
     grid_frames, _ = read_video(grid)
     assert len(frames) == 4 and fps == pytest.approx(15) and frames[0].shape == (32, 32, 3)
-    assert grid_frames[0].shape == (32, 96, 3) and "4 frames, 32x32" in note
+    assert grid_frames[0].shape == (32, 96, 3) and note.startswith("4 frames at 15 fps, 32x32, aligned")
+    assert "followed the one person in the video" in note
     with pytest.raises(InputError, match="steps"):
-        app.generate(
-            pipeline, reference, driving, tmp_path / "bad", size=None, align=True, steps=0, guidance=7.0, seed=1
-        )
+        app.generate(pipeline, reference, driving, tmp_path / "bad", size=None, steps=0, guidance=7.0, seed=1)
 
 
 def test_missing_model_is_a_clear_message_not_a_crash(tmp_path):
@@ -92,10 +111,81 @@ def test_missing_model_is_a_clear_message_not_a_crash(tmp_path):
     assert "does not exist" in model_problem(args)
 
 
-def test_the_page_builds_with_analytics_off_and_one_job_at_a_time(tmp_path):
-    import os
+def test_importing_the_app_changes_no_process_wide_state():
+    code = (
+        "import os\nimport magicpose.interfaces.app, magicpose.interfaces.app_page\n"
+        "print(os.environ.get('GRADIO_ANALYTICS_ENABLED'))"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "GRADIO_ANALYTICS_ENABLED"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "None"
 
-    demo = app.build_app(app.AppConfig(load_pipeline=lambda: None, cache_dir=tmp_path), startup_message="No model")
-    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and demo.analytics_enabled is False
+
+def test_the_page_builds_with_analytics_off_and_one_job_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
+    demo = app_page.build_app(
+        app.AppConfig(load_pipeline=lambda: None, cache_dir=tmp_path), startup_message="No model"
+    )
+    assert demo.analytics_enabled is False and "GRADIO_ANALYTICS_ENABLED" not in os.environ
     assert all(block.concurrency_limit in (1, "default") for block in demo.fns.values())
     assert demo._queue.default_concurrency_limit == 1
+    launched = {}
+    monkeypatch.setattr(demo, "launch", lambda **options: launched.update(options))
+    app_page.launch(demo, server_port=1)
+    assert launched == {"server_port": 1} and os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+
+
+def test_generate_keeps_the_driving_videos_sound_unless_told_not_to(examples, model, tmp_path):
+    import av
+
+    from magicpose.audio import AudioCut
+    from magicpose.media import write_video
+    from tests.test_audio import decoded, make_clip
+
+    photo, dance = examples
+    make_clip(tmp_path / "music.wav", 1.0, "pcm_s16le", 22050, "mono", video=False)
+    frames, fps = read_video(dance)
+    write_video(tmp_path / "dance.mp4", frames, fps, audio=AudioCut(tmp_path / "music.wav", 0.0, len(frames) / fps))
+    pipeline = load_pipeline(model)
+    reference, driving = app.load_reference(photo, 50), app.load_driving(tmp_path / "dance.mp4", 50, 64)
+    video, grid, note = app.generate(
+        pipeline, reference, driving, tmp_path / "job", size=(32, 48), steps=1, guidance=7, seed=1
+    )
+    assert "32x48" in note and "audio from dance.mp4" in note
+    for path in (video, grid):
+        _, rate, audio_seconds, video_seconds = decoded(path)
+        assert rate == 22050 and abs(audio_seconds - video_seconds) < 1 / fps
+    settings = app.settings_from_page(True, "pad", "person", 1, 0, 0, -1, audio="none")
+    video, _, note = app.generate(
+        pipeline, reference, driving, tmp_path / "quiet", size=None, settings=settings, steps=1, guidance=7, seed=1
+    )
+    with av.open(str(video)) as container:
+        assert not container.streams.audio and "audio" not in note
+
+
+def test_the_pages_handlers_take_the_widgets_values_in_order(examples, model, tmp_path):
+    import inspect
+
+    pipeline = load_pipeline(model)
+    demo = app_page.build_app(app.AppConfig(load_pipeline=lambda: pipeline, cache_dir=tmp_path))
+    handlers = {block.fn.__name__: block for block in demo.fns.values() if block.fn is not None}
+    for name in ("on_preview", "on_generate"):  # every widget wired to a parameter, the progress bar last
+        parameters = list(inspect.signature(handlers[name].fn).parameters)
+        assert len(handlers[name].inputs) == len(parameters) - 1 and parameters[-1] == "progress"
+    photo, dance = (str(path) for path in examples)
+    advanced = [True, "pad", "person", 1.0, 0, 0, -1, "largest", "off"]
+    skeleton, overlay, note = handlers["on_preview"].fn(photo, dance, 64, 96, *advanced, progress=lambda *a, **k: None)
+    assert overlay.shape == (96, 64, 3) and "aligned" in note
+    video, grid, files, note = handlers["on_generate"].fn(
+        photo, dance, 32, 48, 1, 7.0, 3, *advanced, "driving", progress=lambda *a, **k: None
+    )
+    assert read_video(video)[0][0].shape == (48, 32, 3) and files == [video, grid] and "32x48" in note
+
+
+def test_messages_shown_to_visitors_carry_no_server_paths():
+    from magicpose.interfaces.app import hide_paths
+
+    message = "cannot read /tmp/gradio/0f3a/clip.mp4 as a video; the model /srv/models/magicpose/unet is incomplete"
+    assert hide_paths(message) == "cannot read clip.mp4 as a video; the model unet is incomplete"
+    assert hide_paths("--steps must be from 1 to 1000 (x/y stays)") == "--steps must be from 1 to 1000 (x/y stays)"

@@ -118,7 +118,8 @@ def test_evaluate_needs_folders_or_puppet(capsys):
 
 
 def test_puppet_evaluation_with_a_motion_module_on_consecutive_frames(model, tmp_path, capsys):
-    from magicpose.models.motion_module import build_motion_adapter, save_motion_adapter
+    from magicpose.models.motion_module import save_motion_adapter
+    from tests.motion_helpers import build_motion_adapter
 
     adapter = save_motion_adapter(build_motion_adapter("tiny", seed=5, zero_init=False), tmp_path / "motion_adapter")
     report = tmp_path / "motion.json"
@@ -166,8 +167,9 @@ def test_a_model_folder_with_its_own_motion_module_uses_it_unless_told_not_to(mo
     import shutil
 
     from magicpose.errors import InputError
-    from magicpose.models.motion_module import build_motion_adapter, is_motion_unet, save_motion_adapter
+    from magicpose.models.motion_module import is_motion_unet, save_motion_adapter
     from magicpose.pipelines.assembly import MOTION_ADAPTER, add_motion_module, load_pipeline
+    from tests.motion_helpers import build_motion_adapter
 
     folder = tmp_path / "with_motion"
     shutil.copytree(model, folder)

@@ -130,3 +130,69 @@ def test_missing_joints_are_handled():
 def test_reference_without_points_is_rejected():
     with pytest.raises(ValueError, match="reference"):
         align_pose_sequence(driving_sequence(), Pose(), (512, 512))
+
+
+def test_manual_scale_and_offset_move_the_aligned_body_about_the_reference_neck():
+    driving, reference = driving_sequence(), reference_pose()
+    automatic = align_pose_sequence(driving, reference, (768, 1024))
+    manual = align_pose_sequence(driving, reference, (768, 1024), scale=1.25, offset=(30.0, -12.0))
+    neck = reference.body[1, :2]
+    for auto, pose in zip(automatic.frames, manual.frames):
+        for part in Pose.PARTS:
+            present = auto.part(part)[:, 2] > 0
+            expected = neck + (30.0, -12.0) + 1.25 * (auto.part(part)[present, :2] - neck)
+            np.testing.assert_allclose(pose.part(part)[present, :2], expected, atol=1e-6)
+
+
+def test_align_frame_measures_the_driver_on_that_frame_and_anchors_its_neck():
+    driving, reference = driving_sequence(), reference_pose()
+    # the dancer's forearms look 20 % longer in frame 5 than in the others (the typical length is not it)
+    for elbow, wrist in ((3, 4), (6, 7)):
+        driving[5].body[wrist, :2] += 0.2 * (driving[5].body[wrist, :2] - driving[5].body[elbow, :2])
+    typical = align_pose_sequence(driving, reference, (768, 1024))
+    assert bone_length(typical[5].body, (3, 4)) > 1.1 * bone_length(reference.body, (3, 4))
+    aligned = align_pose_sequence(driving, reference, (768, 1024), body_frame=5)
+    # frame 5's bones take the reference's lengths exactly (the typical length would be another)
+    for bone in BONES:
+        assert bone_length(aligned[5].body, bone) == pytest.approx(bone_length(reference.body, bone), rel=1e-6)
+    # and frame 5's neck is where the reference's neck is; frame 0 is where the dancer was then
+    np.testing.assert_allclose(aligned[5].body[1, :2], reference.body[1, :2], atol=1e-6)
+    scale = bone_length(reference.body, (1, 8)) / bone_length(driving[5].body, (1, 8))
+    np.testing.assert_allclose(aligned[0].body[1, 0] - aligned[5].body[1, 0], -20.0 * scale, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"scale": 0.0}, "--align-scale must be a positive number"),
+        ({"scale": float("inf")}, "--align-scale must be a positive number"),
+        ({"offset": (1.0, float("nan"))}, "--align-offset takes two finite numbers"),
+        ({"body_frame": 8}, "--align-frame must be a driving frame from 0 to 7"),
+        ({"body_frame": -1}, "--align-frame must be a driving frame from 0 to 7"),
+    ],
+)
+def test_bad_manual_alignment_values_name_their_option(options, message):
+    from magicpose.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        align_pose_sequence(driving_sequence(), reference_pose(), (768, 1024), **options)
+
+
+def test_pose_align_command_takes_the_manual_corrections(tmp_path, capsys):
+    from magicpose.interfaces.cli import main
+    from magicpose.poses.openpose_json import load_poses, save_poses
+
+    driving, reference = driving_sequence(), reference_pose()
+    save_poses(driving, tmp_path / "dance.json")
+    save_poses(PoseSequence([reference], 768, 1024, fps=1.0), tmp_path / "me.json")
+    command = ["pose", "align", str(tmp_path / "dance.json"), "--reference", str(tmp_path / "me.json")]
+    manual = ["--align-scale", "1.5", "--align-offset", "10", "-5", "--align-frame", "2"]
+    assert main([*command, "-o", str(tmp_path / "aligned.json"), *manual]) == 0
+    expected = align_pose_sequence(
+        load_poses(tmp_path / "dance.json"), reference, (768, 1024), scale=1.5, offset=(10, -5), body_frame=2
+    )
+    for a, b in zip(load_poses(tmp_path / "aligned.json").frames, expected.frames):
+        np.testing.assert_allclose(a.body, b.body, atol=1e-2)
+    assert main([*command, "-o", str(tmp_path / "bad.json"), "--align-frame", "99"]) == 2
+    assert "--align-frame must be a driving frame from 0 to 7" in capsys.readouterr().err
+    assert not (tmp_path / "bad.json").exists()

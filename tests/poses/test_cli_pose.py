@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +15,6 @@ from magicpose.poses.openpose_json import load_poses
 from magicpose.poses.render import draw_openpose
 
 from .conftest import reference
-
-pytest.importorskip("mediapipe")
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +152,52 @@ def test_render_rejects_bad_pose_files_and_outputs(tmp_path, capsys):
     assert main(["pose", "render", str(case), "-o", str(tmp_path / "x.avi")]) == 2
     assert ".mp4" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+@pytest.fixture(scope="module")
+def crossing_video(tmp_path_factory) -> Path:
+    """Two puppets, 12 frames at 15 fps, 384 x 256 (the start of `crossing_clip`)."""
+    from magicpose.data.puppet.crowd import crossing_clip
+    from magicpose.media import write_video
+
+    clip = crossing_clip(num_frames=40)
+    path = tmp_path_factory.mktemp("crossing") / "two_puppets.mp4"
+    write_video(path, clip.frames[:12], fps=clip.fps)
+    return path
+
+
+def test_extract_follows_the_chosen_person_and_the_preview_outlines_them(crossing_video, tmp_path, capsys):
+    out = tmp_path / "poses.json"
+    preview = tmp_path / "skeleton.mp4"
+    args = ["pose", "extract", str(crossing_video), "-o", str(out), "--preview", str(preview), "--person", "1"]
+    assert main(args + ["--smooth", "high"]) == 0
+    printed = capsys.readouterr().out
+    assert "followed the number 1 from the left person of 2 on frame 0" in printed and "smoothing high" in printed
+    sequence = load_poses(out)
+    assert sequence.person["mode"] == "people" and sequence.person["choice"] == 1
+    box = sequence.person["boxes"][0]
+    assert 190 < (box[0] + box[2]) / 2 < 330  # the puppet on the right
+    frames, _ = read_video(preview)
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    edge = frames[0][y0 + 5 : y1 - 5, x0].astype(float)  # the grey outline's left side
+    assert np.median(edge, axis=0) == pytest.approx([160, 160, 160], abs=40)
+
+
+def test_extract_rejects_a_person_who_is_not_there(crossing_video, tmp_path, capsys):
+    out = tmp_path / "poses.json"
+    assert main(["pose", "extract", str(crossing_video), "-o", str(out), "--person", "2"]) == 2
+    assert "shows 2" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pose", "extract", str(crossing_video), "-o", str(out), "--person", "tallest"])
+    assert exit_info.value.code == 2 and "largest, center or" in capsys.readouterr().err
+
+
+def test_extract_smoothing_levels_are_the_library_levels(capsys):
+    from magicpose.interfaces.cli import build_parser
+    from magicpose.poses.smoothing import DEFAULT_SMOOTHING, SMOOTHING_LEVELS
+
+    args = build_parser().parse_args(["pose", "extract", "in.mp4", "-o", "out.json"])
+    assert args.smooth == DEFAULT_SMOOTHING and args.person == "largest"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["pose", "extract", "in.mp4", "-o", "out.json", "--smooth", "bogus"])
+    assert "(choose from " + ", ".join(repr(level) for level in SMOOTHING_LEVELS) + ")" in capsys.readouterr().err

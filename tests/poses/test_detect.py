@@ -9,8 +9,6 @@ from magicpose.errors import InputError
 from magicpose.media import read_video
 from magicpose.poses.detect import PoseDetector
 
-pytest.importorskip("mediapipe")
-
 
 @pytest.fixture(scope="module")
 def detector():

@@ -101,3 +101,26 @@ def test_save_is_atomic_on_failure(tmp_path):
     with pytest.raises(ValueError):
         save_poses(sequence, tmp_path / "poses.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_followed_person_survives_a_round_trip_and_old_files_still_load(tmp_path):
+    sequence = _sequence()
+    sequence.person = {
+        "choice": 1,
+        "mode": "people",
+        "first_frame": 0,
+        "people_first_frame": 2,
+        "people_seen": 3,
+        "boxes": [[10.5, 20.0, 110.0, 300.25], None, [12.0, 21.0, 112.0, 301.0]],
+    }
+    save_poses(sequence, tmp_path / "poses.json")
+    assert load_poses(tmp_path / "poses.json").person == sequence.person
+    data = json.loads((tmp_path / "poses.json").read_text())
+    del data["person"]  # a file from before person tracking
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = load_poses(tmp_path / "old.json")
+    assert old.person is None and len(old) == 3
+    data["person"] = {"choice": "largest", "boxes": [None]}  # one box for three frames
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match="one entry per frame"):
+        load_poses(tmp_path / "bad.json")

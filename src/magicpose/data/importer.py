@@ -18,6 +18,7 @@ from tqdm import tqdm
 from magicpose.data.layout import META, LayoutVideo, VideoFolderWriter
 from magicpose.errors import InputError
 from magicpose.media import VideoReader, image_folder_files, is_video_path
+from magicpose.poses.detect import PoseDetector
 from magicpose.poses.types import PoseSequence
 
 
@@ -135,8 +136,6 @@ def import_videos(
             folders.append(folder)
             continue
         if detector is None:
-            from magicpose.poses.detect import PoseDetector
-
             detector = PoseDetector()
         try:
             folders.append(import_video(path, root, detector, max_side=max_side, split=split))

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from magicpose.evaluation import frame_metrics
+from magicpose.evaluation import adaface, face_cos, frame_metrics, i3d, inception, lpips, resnet3d
 from magicpose.evaluation.face_cos import face_cosine_similarities
 from magicpose.evaluation.fid import frechet_distance_of_features
 from magicpose.evaluation.fid_vid import FID_VID_SIZE, fid_vid_features
@@ -54,7 +54,6 @@ class Networks:
 
 def load_networks(metrics: list[str], weights_dir: str | Path, device: str | torch.device = "cpu") -> Networks:
     """Load what `metrics` need from `weights_dir` (MissingWeightsError names any missing file)."""
-    from magicpose.evaluation import adaface, face_cos, i3d, inception, lpips, resnet3d
 
     networks = Networks()
     if "fid" in metrics:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+import av
 import numpy as np
 from PIL import Image
 
@@ -54,7 +55,6 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _video_frame_count(path: Path) -> int:
-    import av
 
     try:
         with av.open(str(path)) as container:
@@ -110,8 +110,6 @@ def read_frames(frames: list[Frame]) -> list[np.ndarray]:
                 images.append(np.asarray(image.convert("RGB")))
             continue
         if frame.path not in decoded:
-            import av
-
             with av.open(str(frame.path)) as container:
                 decoded[frame.path] = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
         images.append(decoded[frame.path][frame.position])

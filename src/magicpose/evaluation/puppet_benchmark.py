@@ -17,7 +17,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from magicpose.data.puppet.world import PuppetVideo, video_spec
 from magicpose.evaluation import frame_metrics, puppet_metrics, temporal_metrics
+from magicpose.pipelines.pipeline_magicpose import unit_float
+from magicpose.poses.augment import mask_face_and_hands
+from magicpose.poses.types import PoseSequence
 
 FRAME_METRICS = (
     "masked_psnr",
@@ -117,8 +121,6 @@ def evaluate_on_puppets(
     `noise_per_frame`: an independent draw of initial noise per frame instead of the one draw every
     frame shares (the official sampling), as AnimateDiff samples.
     """
-    from magicpose.poses.augment import mask_face_and_hands
-    from magicpose.poses.types import PoseSequence
 
     unused = np.random.default_rng(0)  # probabilities 0 and 1 below make the masking deterministic
     result = PuppetEvaluation()
@@ -158,7 +160,6 @@ def reconstruct_puppets(
     way: the ceiling of any generator in this latent space, since a perfect denoiser can at best return
     the latents of the ground truth. The frames take the pipeline's own way in (`encode_reference`) and
     out (`decode_latents`, `postprocess`), so only the denoising differs from `evaluate_on_puppets`."""
-    from magicpose.pipelines.pipeline_magicpose import unit_float
 
     result = PuppetEvaluation()
     for video, targets in _reenactment_clips(split, videos, frames_per_video, size, frame_stride, progress):
@@ -179,7 +180,6 @@ def _to_uint8(frame: np.ndarray) -> np.ndarray:
 
 def _reenactment_clips(split: str, videos: int, frames_per_video: int, size: int, frame_stride: int, progress: bool):
     """(video, its `frames_per_video` target frames after the reference frame 0, every `frame_stride`-th)."""
-    from magicpose.data.puppet.world import PuppetVideo, video_spec
 
     for index in tqdm(range(videos), desc=f"puppet {split} videos", unit="video", disable=not progress):
         video = PuppetVideo(

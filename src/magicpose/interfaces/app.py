@@ -1,22 +1,21 @@
 """The web app behind `magicpose app`: a Gradio page around `magicpose.workflows.animation`.
 
     reference photo ─┐                 ┌─ skeleton preview (driving frame 0)
-    driving video ───┴─ check limits ──┼─ alignment preview (aligned skeleton over the reference)
-                                       └─ Generate ─ animate ─ result.mp4 + grid.mp4
+    driving video ───┴─ check limits ──┼─ alignment preview (aligned skeleton over the fitted photo)
+                                       └─ Generate ─ animate ─ result.mp4 + grid.mp4 (with the sound)
 
 Everything the page does is a plain function here (`check_upload`, `load_driving`, `preview`,
-`generate`, `puppet_examples`), so it is tested without a browser; `build_app` only wires them to
-widgets. Bad input raises `InputError`, which the handlers turn into a `gr.Error` (a red toast) and
-the server keeps running.
+`generate`, `puppet_examples`), so it is tested without a browser; `app_page.build_app` only wires
+them to widgets and `app_page.launch` serves them. Bad input raises `InputError`, which the handlers turn into a
+`gr.Error` (a red toast) and the server keeps running.
 """
 
 from __future__ import annotations
 
-import functools
 import os
+import re
 import tempfile
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +24,9 @@ import numpy as np
 
 from magicpose.errors import InputError, MissingWeightsError
 
-# Gradio reads this when it is imported: no usage reports leave the machine.
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
 EXAMPLE_FRAMES = 16
+MAX_SIDE = 2048  # the largest output side the page accepts (the CLI takes any multiple of 8)
+AUTO = "auto"  # the page's word for "the workflow's default" in the smoothing and person choices
 
 
 @dataclass
@@ -62,6 +60,12 @@ class PipelineHolder:
                 except MissingWeightsError as error:
                     raise InputError(str(error)) from error
             return self._pipeline
+
+
+def hide_paths(message: str) -> str:
+    """A message for the page's visitors: the server's folders (upload caches, model paths) are not theirs to
+    see, so each absolute path is shown as its file name."""
+    return re.sub(r"(?<![\w.])/(?:[^\s/:;,'\"()]+/)+([^\s/:;,'\"()]*)", r"\1", message)
 
 
 def check_upload(path: str | os.PathLike | None, what: str, max_mb: float) -> Path:
@@ -101,9 +105,18 @@ def load_reference(path: str | os.PathLike | None, max_mb: float) -> np.ndarray:
     return read_image(check_upload(path, "reference photo", max_mb))
 
 
-def load_driving(path: str | os.PathLike | None, max_mb: float, max_frames: int):
-    """Driving poses of an uploaded video, rejected before pose detection when it is too long."""
-    from magicpose.workflows.animation import load_driving_poses
+def load_driving(
+    path: str | os.PathLike | None,
+    max_mb: float,
+    max_frames: int,
+    *,
+    person: str | int | None = None,
+    smooth: str | None = None,
+    detector=None,
+):
+    """The driving motion of an uploaded video (a `workflows.animation.Driving`), rejected before
+    pose detection when it is too long."""
+    from magicpose.workflows.animation import read_driving
 
     path = check_upload(path, "driving video", max_mb)
     frames, fps = count_frames(path)
@@ -112,38 +125,82 @@ def load_driving(path: str | os.PathLike | None, max_mb: float, max_frames: int)
             f"the driving video has {frames} frames ({frames / fps:.1f} s); this server animates at most "
             f"{max_frames} frames: trim the video, or start the app with a larger --max-frames"
         )
-    return load_driving_poses(path, progress=True)
+    return read_driving(path, progress=True, person=person, smooth=smooth, detector=detector)
 
 
-def parse_side(size: float | int | None) -> tuple[int, int] | None:
-    """The square output size from the page's number box (0 or empty: the model's own size)."""
-    if not size:
+def parse_size(width: float | int | None, height: float | int | None = None) -> tuple[int, int] | None:
+    """(width, height) from the page's two number boxes: both 0 or empty, the model's own size; one of
+    them 0, a square of the other. Each side a multiple of 8 up to MAX_SIDE."""
+    width, height = int(width or 0), int(height or 0)
+    if not width and not height:
         return None
-    side = int(size)
-    if side < 8 or side % 8:
-        raise InputError(f"size must be a positive multiple of 8, got {size}")
-    return side, side
+    width, height = width or height, height or width
+    for name, side in (("width", width), ("height", height)):
+        if side < 8 or side % 8 or side > MAX_SIDE:
+            raise InputError(f"{name} must be a multiple of 8 from 8 to {MAX_SIDE}, got {side}")
+    return width, height
 
 
-def preview(reference: np.ndarray, driving, size: tuple[int, int], align: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    """(skeleton of the first driving frame, aligned skeleton blended over the reference, a note)."""
-    from magicpose.poses.framing import fit_image
+@dataclass
+class Settings:
+    """The page's framing, alignment and sound choices (the CLI's --fit, --driving-fit, --align-*, --audio)."""
+
+    align: bool = True
+    fit: str = "person"
+    driving_fit: str = "person"
+    align_scale: float = 1.0
+    align_offset: tuple[float, float] = (0.0, 0.0)
+    align_frame: int | None = None
+    audio: str = "driving"
+
+    def framing(self) -> dict:
+        return dict(
+            align=self.align,
+            fit_mode=self.fit,
+            driving_fit=self.driving_fit,
+            align_scale=float(self.align_scale),
+            align_offset=tuple(float(v) for v in self.align_offset),
+            align_frame=self.align_frame,
+        )
+
+
+def settings_from_page(align, fit, driving_fit, scale, dx, dy, frame, audio="driving") -> Settings:
+    """Settings from the widgets' values (a negative or empty align frame: automatic)."""
+    frame = None if frame is None or frame == "" or int(frame) < 0 else int(frame)
+    if audio not in ("driving", "none"):
+        raise InputError(f"audio must be driving or none, got {audio!r}")
+    return Settings(bool(align), fit, driving_fit, float(scale or 1.0), (float(dx or 0), float(dy or 0)), frame, audio)
+
+
+def preview(
+    reference: np.ndarray, driving, size: tuple[int, int], settings: Settings | bool = True, reference_pose=None
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(skeleton of the first driving frame, aligned skeleton blended over the fitted photo, a note).
+    `reference_pose`: the photo's pose when it is known (else it is detected)."""
     from magicpose.poses.render import draw_openpose
-    from magicpose.workflows.animation import prepare_driving
+    from magicpose.workflows.animation import CUT_NOTE, frame_inputs
 
-    skeleton = draw_openpose(driving.frames[0], driving.width, driving.height)
-    poses, aligned = prepare_driving(reference, driving, size, align)
-    drawn = draw_openpose(poses.frames[0], *size)
-    photo = fit_image(reference, size)
+    settings = settings if isinstance(settings, Settings) else Settings(align=bool(settings))
+    poses = driving.poses
+    skeleton = draw_openpose(poses.frames[0], poses.width, poses.height)
+    framed = frame_inputs(reference, poses, size, known_pose=reference_pose, **settings.framing())
+    shown = settings.align_frame if framed.aligned and settings.align_frame is not None else 0
+    drawn = draw_openpose(framed.poses.frames[shown], *size)
     # Bones over a dimmed photo: where the skeleton lands on the body is what alignment is about.
     lines = drawn.max(axis=2, keepdims=True) > 0
-    overlay = np.where(lines, drawn, (photo * 0.6).astype(np.uint8))
-    note = f"{len(driving)} driving frames at {driving.fps:g} fps; " + (
+    overlay = np.where(lines, drawn, (framed.reference * 0.6).astype(np.uint8))
+    align = settings.align
+    notes = [f"{len(poses)} driving frames at {poses.fps:g} fps"]
+    if driving.missing:
+        notes.append(f"{driving.missing} with nobody detected (filled)")
+    notes.append(
         "skeleton aligned to the reference body"
-        if aligned
+        if framed.aligned
         else ("no person found in the photo: skeleton used as is" if align else "alignment off: skeleton used as is")
     )
-    return skeleton, overlay, note
+    if framed.reference_cut:
+        notes.append(CUT_NOTE.replace("--fit", "fit"))
+    return skeleton, overlay, "; ".join(notes)
 
 
 def model_size(pipeline) -> tuple[int, int]:
@@ -158,36 +215,37 @@ def generate(
     out_dir: Path,
     *,
     size: tuple[int, int] | None,
-    align: bool,
+    settings: Settings | None = None,
     steps: int,
     guidance: float,
     seed: int,
+    reference_pose=None,
 ) -> tuple[Path, Path, str]:
-    """Animate and write result.mp4 and grid.mp4 (reference | skeleton | result) into `out_dir`."""
+    """Animate and write result.mp4 and grid.mp4 (reference | skeleton | result), with the sound, into
+    `out_dir`. `reference_pose`: the photo's pose when it is known (else it is detected)."""
     from magicpose.media import write_video
     from magicpose.pipelines.pipeline_magicpose import check_recipe
-    from magicpose.workflows.animation import animate, grid_frames
+    from magicpose.workflows.animation import animate, audio_cut, grid_frames, summary
 
+    settings = settings or Settings()
     check_recipe(num_inference_steps=int(steps), guidance_scale=float(guidance))
     animation = animate(
         pipeline,
         reference,
-        driving,
+        driving.poses,
         size=size,
-        align=align,
         num_inference_steps=int(steps),
         guidance_scale=float(guidance),
         seed=int(seed),
+        known_reference_pose=reference_pose,
+        **settings.framing(),
     )
+    audio = audio_cut(settings.audio, driving, len(animation.frames), animation.fps)
     out_dir.mkdir(parents=True, exist_ok=True)
     video, grid = out_dir / "result.mp4", out_dir / "grid.mp4"
-    write_video(video, animation.frames, animation.fps)
-    write_video(grid, grid_frames(animation), animation.fps)
-    height, width = animation.frames[0].shape[:2]
-    note = f"{len(animation.frames)} frames, {width}x{height}, {animation.fps:g} fps" + (
-        ", aligned" if animation.aligned else ""
-    )
-    return video, grid, note
+    write_video(video, animation.frames, animation.fps, audio=audio)
+    write_video(grid, grid_frames(animation), animation.fps, audio=audio)
+    return video, grid, summary(animation, driving, audio).replace("--fit", "fit")
 
 
 def puppet_examples(cache_dir: Path, frames: int = EXAMPLE_FRAMES) -> tuple[Path, Path]:
@@ -206,112 +264,3 @@ def puppet_examples(cache_dir: Path, frames: int = EXAMPLE_FRAMES) -> tuple[Path
         video = PuppetVideo(video_spec("test", 1, num_frames=frames, framing="full"))
         write_video(dance, (video.frame(i).image for i in range(frames)), video.spec.fps)
     return photo, dance
-
-
-def build_app(config: AppConfig, startup_message: str | None = None):
-    """The Gradio Blocks page. `startup_message` (e.g. why no model is available) is shown at the top."""
-    import gradio as gr
-
-    holder = PipelineHolder(config.load_pipeline)
-    config.cache_dir.mkdir(parents=True, exist_ok=True)
-
-    def as_gradio_error(function):
-        @functools.wraps(function)  # Gradio reads the signature: inputs and the gr.Progress argument
-        def wrapped(*args, **kwargs):
-            try:
-                return function(*args, **kwargs)
-            except InputError as error:
-                raise gr.Error(str(error), print_exception=False) from None
-
-        return wrapped
-
-    def output_size(size_box):
-        size = parse_side(size_box)
-        return size or model_size(holder.get())
-
-    @as_gradio_error
-    def on_example():
-        photo, dance = puppet_examples(config.cache_dir, min(EXAMPLE_FRAMES, config.max_frames))
-        return str(photo), str(dance)
-
-    @as_gradio_error
-    def on_preview(reference_path, driving_path, size_box, align, progress=gr.Progress(track_tqdm=True)):
-        if not reference_path or not driving_path:
-            return None, None, "upload a reference photo and a driving video to see the skeletons"
-        reference = load_reference(reference_path, config.max_upload_mb)
-        driving = load_driving(driving_path, config.max_upload_mb, config.max_frames)
-        size = parse_side(size_box) or (128, 128)  # previews need no model
-        return preview(reference, driving, size, align)
-
-    @as_gradio_error
-    def on_generate(
-        reference_path, driving_path, size_box, align, steps, guidance, seed, progress=gr.Progress(track_tqdm=True)
-    ):
-        progress(0, desc="detecting the driving poses")
-        reference = load_reference(reference_path, config.max_upload_mb)
-        driving = load_driving(driving_path, config.max_upload_mb, config.max_frames)
-        progress(0, desc="loading the model")
-        pipeline = holder.get()
-        size = output_size(size_box)
-        # From here the pipeline's own tqdm bar (frames x steps) drives the page's bar (track_tqdm).
-        progress(0, desc="aligning the skeleton")
-        out_dir = config.cache_dir / "jobs" / uuid.uuid4().hex[:12]
-        video, grid, note = generate(
-            pipeline, reference, driving, out_dir, size=size, align=align, steps=steps, guidance=guidance, seed=seed
-        )
-        if config.model_note:
-            note += f"\n\nNote: {config.model_note}"
-        return str(video), str(grid), [str(video), str(grid)], note
-
-    with gr.Blocks(title="MagicPose", analytics_enabled=False) as demo:
-        gr.Markdown(
-            "# MagicPose\nAnimate a person in a photo with the motion of a driving video. "
-            f"Limits: {config.max_upload_mb:g} MB per file, {config.max_frames} driving frames; one job at a time."
-        )
-        if startup_message:
-            gr.Markdown(f"**{startup_message}**", elem_id="startup-message")
-        with gr.Row():
-            with gr.Column():
-                reference = gr.Image(label="reference photo", type="filepath", elem_id="reference", height=256)
-                driving = gr.Video(label="driving video", elem_id="driving", height=256)
-                example = gr.Button("Use the puppet example", elem_id="example")
-            with gr.Column():
-                skeleton = gr.Image(
-                    label="driving skeleton (first frame)", elem_id="skeleton", interactive=False, height=256
-                )
-                alignment = gr.Image(label="alignment preview", elem_id="alignment", interactive=False, height=256)
-                preview_note = gr.Markdown(elem_id="preview-note")
-            with gr.Column():
-                steps = gr.Number(label="steps", value=config.default_steps, precision=0, minimum=1, elem_id="steps")
-                guidance = gr.Number(label="guidance", value=config.default_guidance, elem_id="guidance")
-                seed = gr.Number(label="seed", value=42, precision=0, elem_id="seed")
-                size = gr.Number(
-                    label="size (square side in pixels; 0 = the model's)",
-                    value=config.default_size,
-                    precision=0,
-                    minimum=0,
-                    elem_id="size",
-                )
-                align = gr.Checkbox(label="align the skeleton to the reference body", value=True, elem_id="align")
-                run = gr.Button("Generate", variant="primary", elem_id="generate")
-        with gr.Row():
-            result = gr.Video(label="result", elem_id="result", interactive=False, height=256)
-            grid = gr.Video(label="reference | skeleton | result", elem_id="grid", interactive=False, height=256)
-        with gr.Row():
-            downloads = gr.File(label="download", file_count="multiple", elem_id="downloads", interactive=False)
-            result_note = gr.Markdown(elem_id="result-note")
-
-        preview_inputs = [reference, driving, size, align]
-        preview_outputs = [skeleton, alignment, preview_note]
-        example.click(on_example, None, [reference, driving]).then(on_preview, preview_inputs, preview_outputs)
-        for component in (reference, driving):
-            component.upload(on_preview, preview_inputs, preview_outputs)
-        align.input(on_preview, preview_inputs, preview_outputs)
-        run.click(
-            on_generate,
-            [reference, driving, size, align, steps, guidance, seed],
-            [result, grid, downloads, result_note],
-        )
-    # One job at a time: a diffusion run takes the whole GPU (or CPU); the others wait in line.
-    demo.queue(default_concurrency_limit=1, max_size=16)
-    return demo

@@ -13,8 +13,9 @@ import importlib
 import os
 import signal
 import sys
+import warnings
 
-from magicpose.errors import InputError
+from magicpose.errors import DamagedMediaWarning, InputError
 
 DEBUG_VARIABLE = "MAGICPOSE_DEBUG"  # set to 1 (or pass --debug) to see the traceback of a handled failure
 
@@ -62,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     debug = args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     try:
-        with terminate_as_interrupt():
+        with terminate_as_interrupt(), warnings.catch_warnings():
+            warnings.showwarning = one_line_warnings(args.command)
+            if getattr(args, "strict", False):
+                warnings.simplefilter("error", DamagedMediaWarning)
             return int(args.func(args) or 0)
     except Exception as error:
         message = failure_message(error)
@@ -100,10 +104,25 @@ class terminate_as_interrupt:
             signal.signal(signal.SIGTERM, self.previous)
 
 
+def one_line_warnings(command: str):
+    """Our own warnings as `magicpose COMMAND: warning: ...` lines; others (libraries') as Python prints them."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning) and "magicpose" in str(filename):
+            print(f"magicpose {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def failure_message(error: Exception) -> str | None:
     """What the user is told about an anticipated failure; None for a bug, which keeps its traceback."""
     if isinstance(error, InputError):
         return str(error)
+    if isinstance(error, DamagedMediaWarning):
+        return f"{error}; stopped by --strict (without it the run goes on with the frames that decode)"
     name = type(error).__name__
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f" writing {error.filename}" if error.filename else ""

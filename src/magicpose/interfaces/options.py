@@ -253,3 +253,49 @@ def seed(text: str) -> int:
     if not 0 <= value < 2**63:
         raise argparse.ArgumentTypeError(f"a seed is from 0 to 2**63 - 1, got {text}")
     return value
+
+
+def add_strict_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop when a video decodes only in part (fewer frames than its header declares) instead of warning",
+    )
+
+
+def person_argument(text: str) -> str | int:
+    """An argparse type for --person: largest, center, or the 0-based index of a person on the first frame
+    with anyone (checked here without importing the tracker, so that --help stays light)."""
+    text = str(text).strip().lower()
+    if text in ("largest", "center"):
+        return text
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected largest, center or a person index such as 0, got {text!r}")
+    return int(text)
+
+
+def add_alignment_arguments(parser, offset_unit: str) -> None:
+    """--align-scale, --align-offset and --align-frame: corrections to the automatic retargeting."""
+    parser.add_argument(
+        "--align-scale",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="times the automatic size of the body (1)",
+    )
+    parser.add_argument(
+        "--align-offset",
+        type=float,
+        nargs=2,
+        default=(0.0, 0.0),
+        metavar=("DX", "DY"),
+        help=f"move the aligned body by DX, DY {offset_unit} (0 0)",
+    )
+    parser.add_argument(
+        "--align-frame",
+        type=int,
+        metavar="N",
+        help="the driving frame (0-based; in animate counted from --start) whose body stands for the driver's "
+        "and whose neck goes to the reference's (default: bone lengths typical over the video, the neck's first "
+        "sighting)",
+    )

@@ -10,8 +10,13 @@ import json
 from pathlib import Path
 
 import torch
+from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
 
 from magicpose.errors import MissingWeightsError
+from magicpose.models.appearance_control import AppearanceControlModel
+from magicpose.models.noise_schedule import official_ddim_scheduler
+from magicpose.models.text_context import TextContext, encode_prompt
 
 MAX_SAFETENSORS_HEADER = 100 * 2**20  # the format's own limit on the JSON header
 
@@ -116,8 +121,6 @@ def _source(name: str | Path, subfolders: tuple[str, ...], what: str) -> str:
 
 def load_sd15(name: str | Path, dtype: torch.dtype | None = None) -> dict:
     """SD-1.5's UNet, VAE, text encoder and tokenizer from a diffusers-format folder or a hub id."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
 
     source = _source(name, SD15_REQUIRED, "Stable Diffusion 1.5")
     kwargs = {"torch_dtype": dtype} if dtype is not None else {}
@@ -133,7 +136,6 @@ def load_sd15(name: str | Path, dtype: torch.dtype | None = None) -> dict:
 
 def load_controlnet(name: str | Path, dtype: torch.dtype | None = None):
     """An OpenPose ControlNet (e.g. lllyasviel/control_v11p_sd15_openpose) from a folder or a hub id."""
-    from diffusers import ControlNetModel
 
     name = str(name)
     if not is_hub_id(name):
@@ -146,9 +148,6 @@ def load_controlnet(name: str | Path, dtype: torch.dtype | None = None):
 def components_from_sd15(sd15: dict, controlnet=None) -> dict:
     """The untrained MagicPose of the paper's recipe: appearance branch copied from the SD UNet, the
     OpenPose ControlNet as the pose branch, and the empty-prompt context computed once."""
-    from magicpose.models.appearance_control import AppearanceControlModel
-    from magicpose.models.noise_schedule import official_ddim_scheduler
-    from magicpose.models.text_context import TextContext, encode_prompt
 
     return {
         "unet": sd15["unet"],

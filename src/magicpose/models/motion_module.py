@@ -24,8 +24,10 @@ from pathlib import Path
 
 import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
 from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D, UNetMotionOutput
 from diffusers.pipelines.free_noise_utils import SplitInferenceModule
+from safetensors.torch import load_file
 
 from magicpose.errors import InputError, MissingWeightsError
 
@@ -262,8 +264,6 @@ def load_motion_adapter(
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return load_file(path)
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
     return state_dict.get("state_dict", state_dict)
@@ -272,7 +272,6 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def convert_animatediff_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """AnimateDiff's original names (`...motion_modules.0.temporal_transformer.transformer_blocks.0.
     attention_blocks.0.to_q.weight`) to diffusers' `MotionAdapter` names; diffusers names pass through."""
-    from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
 
     if not any(".temporal_transformer." in name for name in state_dict):
         return dict(state_dict)

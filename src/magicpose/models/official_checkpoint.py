@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from accelerate import init_empty_weights
 from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from diffusers.loaders.single_file_utils import (
     convert_controlnet_checkpoint,
@@ -41,10 +42,14 @@ from diffusers.loaders.single_file_utils import (
     create_unet_diffusers_config_from_ldm,
     create_vae_diffusers_config_from_ldm,
 )
+from safetensors import safe_open
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from magicpose.errors import InputError, MissingWeightsError
 from magicpose.models.appearance_control import AppearanceControlModel
+from magicpose.models.loading import missing_parts
 from magicpose.models.noise_schedule import official_ddim_scheduler
+from magicpose.models.text_context import TextContext, encode_prompt
 
 SD15_CONFIG = Path(__file__).with_name("configs") / "magicpose_sd15.yaml"
 
@@ -96,8 +101,6 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise MissingWeightsError(f"official checkpoint {path} does not exist; pass the path of model_state-*.th")
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
         try:
             with safe_open(path, framework="pt") as handle:  # tensors outlive the handle: they hold the mapping
                 state = {key: handle.get_tensor(key) for key in handle.keys()}
@@ -308,7 +311,6 @@ def build_component(
     float32 model given `load_state_dict(state)` and then `.to(dtype)` would have. `release(tensor)` is
     called on every source tensor once its cast copy exists.
     """
-    from accelerate import init_empty_weights
 
     with init_empty_weights(include_buffers=False):  # buffers outside the state dict (position ids) stay real
         model = instantiate(name, config)
@@ -336,8 +338,6 @@ def build_component(
 
 def instantiate(name: str, config: dict) -> torch.nn.Module:
     if name == "text_encoder":
-        from transformers import CLIPTextConfig, CLIPTextModel
-
         return CLIPTextModel(CLIPTextConfig(**config))
     return COMPONENT_CLASSES[name].from_config(config)
 
@@ -376,9 +376,6 @@ def load_components(
 
 def load_sd15_tokenizer(sd15: str | Path):
     """The CLIP tokenizer of an SD-1.5 folder (its tokenizer/ subfolder)."""
-    from transformers import CLIPTokenizer
-
-    from magicpose.models.loading import missing_parts
 
     missing = missing_parts(sd15, ("tokenizer",))
     if missing:
@@ -388,7 +385,6 @@ def load_sd15_tokenizer(sd15: str | Path):
 
 def empty_prompt_context(text_encoder: torch.nn.Module | None, tokenizer, plan: ConversionPlan):
     """The `TextContext` of the empty prompt from the (float32) text encoder; zeros, with a warning, without one."""
-    from magicpose.models.text_context import TextContext, encode_prompt
 
     if text_encoder is not None:
         return TextContext.from_tensor(encode_prompt(text_encoder, "", tokenizer))

@@ -12,6 +12,8 @@ import torch
 from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 
 from magicpose.models.appearance_control import AppearanceControlModel
+from magicpose.models.noise_schedule import official_ddim_scheduler
+from magicpose.models.official_checkpoint import diffusers_configs, load_ldm_config
 from magicpose.models.text_context import TextContext
 
 _TINY_UNET = dict(
@@ -81,8 +83,6 @@ def component_configs(preset: str) -> dict[str, dict]:
         vae = dict(_PUPPET_VAE)
         context = dict(length=1, dim=_PUPPET_UNET["cross_attention_dim"], zeros=True)
     elif preset == "sd15":
-        from magicpose.models.official_checkpoint import diffusers_configs, load_ldm_config
-
         configs = diffusers_configs(load_ldm_config())
         unet, vae = configs["unet"], configs["vae"]
         context = dict(length=77, dim=768)
@@ -110,7 +110,6 @@ def build_components(
     base UNet and the ControlNet from the UNet's encoder, its zero convolutions zero unless
     `zero_init_controlnet=False` (tests want the pose path to have an effect from the start).
     """
-    from magicpose.models.noise_schedule import official_ddim_scheduler
 
     configs = component_configs(preset)
     with torch.random.fork_rng(), torch.device(device or "cpu"):

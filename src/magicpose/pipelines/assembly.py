@@ -10,8 +10,12 @@ import torch
 
 from magicpose.errors import InputError, MissingWeightsError
 from magicpose.files import atomic_folder
+from magicpose.models.default import default_model_folder
 from magicpose.models.loading import check_folder_files, missing_parts
+from magicpose.models.motion_module import build_motion_unet, is_motion_unet, load_motion_adapter
 from magicpose.pipelines.official import pipeline_from_official
+from magicpose.pipelines.pipeline_magicpose import RECIPE_KEYS, MagicPosePipeline
+from magicpose.pipelines.schedulers import scheduler_named
 
 PIPELINE_REQUIRED = ("unet", "appearance_control", "pose_control", "vae", "text_context", "scheduler")
 
@@ -72,7 +76,6 @@ def load(
         vae_tiling: decode frames tile by tile (large frames on small GPUs).
     The model's own sampling recipe (steps, guidance, ...) comes with it: `pipeline.recipe()`.
     """
-    from magicpose.models.default import default_model_folder
 
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
@@ -90,8 +93,6 @@ def load(
     else:
         pipeline = load_pipeline(path, dtype=dtype, motion_module=motion_module, motion_adapter=motion_adapter)
     if scheduler:
-        from magicpose.pipelines.schedulers import scheduler_named
-
         try:
             pipeline.scheduler = scheduler_named(scheduler, pipeline.scheduler.config)
         except ValueError as error:
@@ -108,8 +109,6 @@ def load(
 def sampling_recipe(source: str | Path | None = None) -> dict:
     """The sampling recipe `load(source)` would bring, read without loading any weight (for pages and
     help that show it before the first generation). An official checkpoint has the official recipe."""
-    from magicpose.models.default import default_model_folder
-    from magicpose.pipelines.pipeline_magicpose import RECIPE_KEYS, MagicPosePipeline
 
     path = Path(source) if source is not None else default_model_folder()
     defaults = {
@@ -140,7 +139,6 @@ def load_pipeline(
     the embedded model does) gets its temporal layers in the base UNet, unless `motion_module=False`;
     `motion_adapter` (a `MotionAdapter` folder or an AnimateDiff file) takes the place of the folder's own.
     """
-    from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 
     folder = Path(folder)
     if not (folder / "model_index.json").is_file():
@@ -163,7 +161,6 @@ def load_pipeline(
 
 def add_motion_module(pipeline, source: str | Path):
     """The pipeline with a motion module (a `MotionAdapter` folder or an AnimateDiff file) in its base UNet."""
-    from magicpose.models.motion_module import build_motion_unet, is_motion_unet, load_motion_adapter
 
     if is_motion_unet(pipeline.unet):
         raise InputError("this pipeline already has a motion module; load the model without its own to use another")

@@ -22,6 +22,8 @@ from magicpose.models.motion_module import is_motion_unet
 from magicpose.models.text_context import TextContext, encode_prompt
 from magicpose.pipelines.image_guidance import guidance_scale_at, image_guidance
 from magicpose.pipelines.windows import denoise_in_windows
+from magicpose.poses.render import draw_openpose
+from magicpose.poses.types import PoseSequence
 
 
 def unit_float(image):
@@ -184,11 +186,8 @@ class MagicPosePipeline(DiffusionPipeline):
 
     def prepare_poses(self, poses, height: int, width: int) -> torch.Tensor:
         """Pose condition images (N, 3, H, W) in [0, 1] from images, a tensor or a `PoseSequence`."""
-        from magicpose.poses.types import PoseSequence
 
         if isinstance(poses, PoseSequence):
-            from magicpose.poses.render import draw_openpose
-
             # Draw at the condition size (scaling keypoints, not pixels): stroke widths stay the annotator's.
             scale = np.array([width / poses.width, height / poses.height])
             poses = [draw_openpose(pose.transformed(scale, np.zeros(2)), width, height) for pose in poses.frames]

@@ -16,12 +16,19 @@ All ratios and displacements are invariant to translating or uniformly scaling t
 so the result is too. Joints whose parent is missing in a frame are placed by the global similarity
 (anchor + body scale) instead; bones the reference lacks (e.g. legs of a half-body photo) borrow
 the mirrored bone, or else the driving bone at the body scale.
+
+When that is wrong, three manual corrections (`--align-scale`, `--align-offset`, `--align-frame`):
+a scale on every ratio, an offset in output pixels, and a driving frame whose body (bones, face and
+hands, neck) stands for the driver's instead of the typical lengths and the neck's first sighting.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from magicpose.errors import InputError
 from magicpose.poses.types import Pose, PoseSequence
 
 NOSE, NECK, RIGHT_WRIST, LEFT_WRIST, RIGHT_ELBOW, LEFT_ELBOW = 0, 1, 4, 7, 3, 6
@@ -119,13 +126,37 @@ def _first_present(sequence: PoseSequence, joint: int) -> np.ndarray | None:
     return None
 
 
-class _Retarget:
-    """Per-sequence ratios, computed once; `__call__` maps one frame."""
+def _measure(chosen: list[Pose], frames: list[Pose], length) -> float | None:
+    """A size of the driver: in the chosen frame when it shows it, else typical over the sequence."""
+    values = [length(pose) for pose in chosen]
+    if values and values[0]:
+        return float(values[0])
+    return typical_lengths([length(pose) for pose in frames])
 
-    def __init__(self, driving: PoseSequence, reference: Pose):
+
+class _Retarget:
+    """Per-sequence ratios, computed once; `__call__` maps one frame.
+
+    `body_frame`: the driving frame whose body (bone lengths, face and hand sizes, neck position)
+    stands for the driver, instead of the typical lengths over the sequence and the neck's first
+    sighting; what that frame does not show still comes from the sequence. `scale` multiplies every
+    ratio (the retargeted body grows about the reference neck); `offset` moves it, in output pixels.
+    """
+
+    def __init__(
+        self,
+        driving: PoseSequence,
+        reference: Pose,
+        body_frame: int | None = None,
+        scale: float = 1.0,
+        offset: tuple[float, float] = (0.0, 0.0),
+    ):
         frames = driving.frames
+        chosen = [frames[body_frame]] if body_frame is not None else []
         reference_lengths = {bone: _reference_bone_length(reference.body, bone) for bone in BONES}
-        driving_lengths = {bone: typical_lengths([_bone_length(p.body, bone) for p in frames]) for bone in BONES}
+        driving_lengths = {
+            bone: _measure(chosen, frames, lambda p, bone=bone: _bone_length(p.body, bone)) for bone in BONES
+        }
 
         common = [b for b in TORSO_BONES if reference_lengths[b] and driving_lengths[b]]
         if not common:  # no torso in one of them: fall back to any bone both show
@@ -133,13 +164,13 @@ class _Retarget:
         if common:
             self.body_scale = sum(reference_lengths[b] for b in common) / sum(driving_lengths[b] for b in common)
         else:
-            self.body_scale = _ratio(_spread_all(reference), typical_lengths([_spread_all(p) for p in frames])) or 1.0
+            self.body_scale = _ratio(_spread_all(reference), _measure(chosen, frames, _spread_all)) or 1.0
 
         self.bone_scale = {
             bone: _ratio(reference_lengths[bone], driving_lengths[bone]) or self.body_scale for bone in BONES
         }
 
-        self.face_scale = _ratio(_spread(reference.face), typical_lengths([_spread(p.face) for p in frames]))
+        self.face_scale = _ratio(_spread(reference.face), _measure(chosen, frames, lambda p: _spread(p.face)))
         if self.face_scale is None:
             head = [
                 self.bone_scale[b]
@@ -150,21 +181,28 @@ class _Retarget:
 
         self.hand_scale = {}
         for name, forearm in (("left_hand", (6, 7)), ("right_hand", (3, 4))):
-            scale = _ratio(
-                _hand_size(reference.part(name)), typical_lengths([_hand_size(p.part(name)) for p in frames])
-            )
-            self.hand_scale[name] = scale or self.bone_scale[forearm]
+            size = _measure(chosen, frames, lambda p, name=name: _hand_size(p.part(name)))
+            self.hand_scale[name] = _ratio(_hand_size(reference.part(name)), size) or self.bone_scale[forearm]
 
-        # Anchor: the driving neck at its first sighting goes to the reference neck.
-        anchor_joint = NECK if reference.body[NECK, 2] > 0 and _first_present(driving, NECK) is not None else None
-        if anchor_joint is not None:
-            self.driving_anchor = _first_present(driving, NECK)
+        # The manual correction: every ratio times `scale` grows the body about the anchor.
+        self.body_scale *= scale
+        self.face_scale *= scale
+        self.bone_scale = {bone: value * scale for bone, value in self.bone_scale.items()}
+        self.hand_scale = {name: value * scale for name, value in self.hand_scale.items()}
+
+        # Anchor: the driving neck at its first sighting (or in the body frame) goes to the reference neck.
+        driving_neck = chosen[0].body[NECK, :2].copy() if chosen and chosen[0].body[NECK, 2] > 0 else None
+        if driving_neck is None:
+            driving_neck = _first_present(driving, NECK)
+        if reference.body[NECK, 2] > 0 and driving_neck is not None:
+            self.driving_anchor = driving_neck
             self.reference_anchor = reference.body[NECK, :2].copy()
         else:  # no neck on one side: match the centres of all points instead
-            self.driving_anchor = _centre_all(frames)
+            self.driving_anchor = _centre_all(chosen + frames)
             self.reference_anchor = (
                 reference.present_points().mean(axis=0) if len(reference.present_points()) else self.driving_anchor
             )
+        self.reference_anchor = self.reference_anchor + np.asarray(offset, dtype=np.float64)
 
     def place(self, xy: np.ndarray) -> np.ndarray:
         """The global similarity: driving pixels -> reference pixels at the body scale."""
@@ -222,25 +260,48 @@ def _centre_all(frames: list[Pose]) -> np.ndarray:
     return np.zeros(2)
 
 
-def align_pose(driving: Pose, reference: Pose) -> Pose:
-    """Retarget a single driving pose onto the reference body (see `align_pose_sequence`)."""
-    return _Retarget(PoseSequence([driving], 1, 1), reference)(driving)
-
-
-def align_pose_sequence(driving: PoseSequence, reference: Pose, reference_size: tuple[int, int]) -> PoseSequence:
+def align_pose_sequence(
+    driving: PoseSequence,
+    reference: Pose,
+    reference_size: tuple[int, int],
+    *,
+    scale: float = 1.0,
+    offset: tuple[float, float] = (0.0, 0.0),
+    body_frame: int | None = None,
+) -> PoseSequence:
     """The driving motion on the reference body, in the reference image's frame.
 
     Args:
         driving: poses of the driving video (any size, position and body proportions).
         reference: the pose of the reference person, in the reference image's pixels.
         reference_size: (width, height) of the reference image; the output's frame size.
+        scale, offset, body_frame: manual corrections for when the automatic retargeting is wrong
+            (`--align-scale`, `--align-offset`, `--align-frame`): the retargeted body times `scale`
+            about the reference neck, moved by `offset` pixels, with the driver's body measured on
+            driving frame `body_frame` (0-based) instead of over the whole sequence.
     """
     if len(driving) == 0:
         raise ValueError("the driving sequence has no frames")
     if not len(reference.present_points()):
         raise ValueError("the reference pose has no points; detect a person in the reference image first")
-    retarget = _Retarget(driving, reference)
+    check_manual_alignment(len(driving), scale, offset, body_frame)
+    retarget = _Retarget(driving, reference, body_frame, float(scale), tuple(float(v) for v in offset))
     width, height = reference_size
-    return PoseSequence(
-        [retarget(pose) for pose in driving.frames], int(width), int(height), driving.fps, driving.found.copy()
+    frames = [retarget(pose) for pose in driving.frames]
+    return dataclasses.replace(
+        driving, frames=frames, width=int(width), height=int(height), found=driving.found.copy()
     )
+
+
+def check_manual_alignment(
+    frames: int, scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0), body_frame: int | None = None
+) -> None:
+    """InputError naming the option when a manual alignment value cannot be used."""
+    if not (np.isfinite(scale) and scale > 0):
+        raise InputError(f"--align-scale must be a positive number (1 = the automatic size), got {scale}")
+    if len(offset) != 2 or not np.isfinite(np.asarray(offset, dtype=float)).all():
+        raise InputError(f"--align-offset takes two finite numbers DX DY (output pixels), got {offset}")
+    if body_frame is not None and not 0 <= body_frame < frames:
+        raise InputError(
+            f"--align-frame must be a driving frame from 0 to {frames - 1} (the frames animated), got {body_frame}"
+        )

@@ -5,23 +5,48 @@ Holistic (mediapipe 0.10.21 `solutions` API) ships its models inside the wheel; 
 Holistic follows one person. Videos run in tracking mode (`static_image_mode=False`), which is both
 steadier and about 4x faster than detecting every frame afresh.
 mediapipe is imported on first use: importing it costs about a second.
+
+Several people (`detect_video(..., person=...)`): a survey first looks for people every
+`SURVEY_STRIDE` frames. With at most one person on every look the video takes the one-person path
+above, unchanged. Otherwise every frame's people are found (`tracking.PoseFinder`, or
+`tracking.PedestrianFinder` where people are too small for the pose model), linked into tracks
+(`tracking.PeopleTracker`), the chosen person is picked on the first frame with anyone, and Holistic
+runs on a crop around that person alone (the others painted over where their masks are known; small
+people upscaled).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
+import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
 from magicpose.errors import InputError
 from magicpose.poses.fill import DEFAULT_MAX_INTERPOLATION_GAP, fill_missing
 from magicpose.poses.mediapipe_mapping import HolisticLandmarks, holistic_to_pose
+from magicpose.poses.tracking import (
+    Candidate,
+    PedestrianFinder,
+    PeopleTracker,
+    PoseFinder,
+    choose,
+    colour_distance,
+    colours,
+    iou_matrix,
+    parse_person,
+    person_record,
+    pose_box,
+)
 from magicpose.poses.types import Pose, PoseSequence
 
 MODEL_COMPLEXITY = 1  # the only offline-capable setting, see the module docstring
+SURVEY_STRIDE = 10  # frames between looks for a second person once someone has been seen
+SMALL_PERSON_HEIGHT = 256  # crops of people smaller than this (pixels) are upscaled to it for Holistic
 
 
 def _holistic(
@@ -113,6 +138,154 @@ class PoseDetector:
                 poses.append(self._pose(model, _check_frame(rgb)))
         return poses
 
+    def _frame_source(
+        self,
+        source: str | os.PathLike | Sequence[np.ndarray],
+        fps: float | None,
+        max_frames: int | None,
+        start_frame: int = 0,
+    ) -> tuple[Callable[[], Iterator[np.ndarray]], tuple[int, int], float, str, int | None]:
+        """(a function yielding the frames anew, size, frame rate, name, frame count if known)."""
+        from magicpose.media import VideoReader
+
+        if isinstance(source, (str, os.PathLike)):
+            with VideoReader(source) as reader:
+                size, rate, count = (reader.width, reader.height), reader.fps, reader.frame_count
+            count = None if count is None else max(count - start_frame, 0)
+            total = count if max_frames is None or count is None else min(count, max_frames)
+            stop = None if max_frames is None else start_frame + max_frames
+
+            def frames() -> Iterator[np.ndarray]:
+                with VideoReader(source) as reader:
+                    yield from itertools.islice(reader, start_frame, stop)  # frames before the start: decoded only
+
+            return frames, size, float(fps or rate), str(source), total
+        listed = list(itertools.islice(source, start_frame, None if max_frames is None else start_frame + max_frames))
+        if not listed:
+            raise InputError("no frames to detect poses in")
+        size = (listed[0].shape[1], listed[0].shape[0])
+        return lambda: iter(listed), size, float(fps or 30.0), "the video", len(listed)
+
+    def _survey(self, frames: Iterable[np.ndarray], height: int) -> tuple[str, int | None]:
+        """("single" | "people" | "small" | "none", first frame with someone) from a look at every
+        SURVEY_STRIDE-th frame (every frame until someone appears, and the frame after one with two)."""
+        finder, pedestrians, first, pedestrians_only, crowded = PoseFinder(self.min_visibility), None, None, [], []
+        try:
+            for index, rgb in enumerate(frames):
+                if first is not None and (index - first) % SURVEY_STRIDE and not crowded:
+                    continue
+                people = finder(_check_frame(rgb), limit=2)
+                if len(people) >= 2:
+                    crowded.append(index)
+                    if len(crowded) == 2:  # twice in a row: a second person, not a stray detection
+                        return "people", first
+                    first = index if first is None else first
+                    continue
+                crowded = []
+                if people:
+                    first, pedestrians_only = index if first is None else first, []
+                    continue
+                if first is None:
+                    pedestrians = pedestrians or PedestrianFinder(height)
+                    pedestrians_only = pedestrians_only + [index] if pedestrians(rgb) else []
+                    if len(pedestrians_only) == 3:  # three frames in a row: people too small for the pose model
+                        return "small", pedestrians_only[0]
+        finally:
+            finder.close()
+        return ("single", first) if first is not None else ("none", None)
+
+    def _crop_pose(self, model, rgb: np.ndarray, person: Candidate, others: list[Candidate]) -> Pose | None:
+        """Holistic on a crop around one person, the others painted over where their masks are known.
+
+        Holistic's person must be the candidate: their boxes overlap and, where the finder gave a body
+        pose, both wear the same colours; otherwise (Holistic latched onto someone else in the crop)
+        the finder's own body pose is kept."""
+        height, width = rgb.shape[:2]
+        x0, y0, x1, y1 = person.box
+        margin = 0.2 * max(x1 - x0, y1 - y0)
+        left, top = max(0, int(x0 - margin)), max(0, int(y0 - margin))
+        right, bottom = min(width, math.ceil(x1 + margin)), min(height, math.ceil(y1 + margin))
+        if min(x1 - x0, y1 - y0) < 8:  # a box squeezed against the frame's edge: nobody to see
+            return person.pose
+        crop = rgb[top:bottom, left:right].copy()
+        hide = np.zeros(crop.shape[:2], dtype=bool)
+        for other in others:
+            if other.mask is not None:
+                hide |= other.mask[top:bottom, left:right]
+        if person.mask is not None:
+            hide &= ~person.mask[top:bottom, left:right]
+        crop[hide] = np.median(crop.reshape(-1, 3), axis=0).astype(np.uint8)
+        scale = max(1.0, SMALL_PERSON_HEIGHT / max(y1 - y0, 1.0))
+        if scale > 1.0:
+            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        pose = self._pose(model, np.ascontiguousarray(crop))
+        if pose is None:
+            return person.pose
+        pose = pose.transformed(1.0 / scale, np.array([left, top], dtype=np.float64))
+        box = pose_box(pose)
+        same = box is not None and iou_matrix(box, person.box)[0, 0] > 0.3
+        if same and person.pose is not None:
+            same = colour_distance(colours(rgb, person.box, person.pose), colours(rgb, box, pose)) < 0.5
+        return pose if same else person.pose
+
+    @staticmethod
+    def _same(rgb, pose: Pose | None, box: np.ndarray, colours_of_person: np.ndarray | None, limit: float) -> bool:
+        """Whether a Holistic pose is the person at `box`: boxes overlap, colours within `limit`."""
+        found = pose_box(pose)
+        if found is None or iou_matrix(found, box)[0, 0] < 0.4:
+            return False
+        return colours_of_person is None or colour_distance(colours_of_person, colours(rgb, found, pose)) < limit
+
+    def _follow(
+        self, frames: Iterable[np.ndarray], mode: str, choice: str | int, size: tuple[int, int], fps: float, **bar
+    ) -> tuple[list[Pose | None], dict]:
+        """Per-frame poses of the chosen person (None where they are not seen) and the person record.
+
+        With people big enough for the pose model, Holistic also tracks the whole frame as on the
+        one-person path; where its person is the chosen one (same place, same colours) its pose is
+        kept, the steadiest there is. Otherwise Holistic runs on a crop around the chosen person, and
+        where the finder missed them, around where their track predicts them."""
+        finder = PoseFinder(self.min_visibility) if mode == "people" else PedestrianFinder(size[1])
+        tracker, chosen, first, first_count = PeopleTracker(fps), None, -1, 0
+        poses, boxes = [], []
+        whole = self._new_model(static_image_mode=False) if mode == "people" else None
+        try:
+            with self._new_model(static_image_mode=True) as model:
+                for index, rgb in enumerate(tqdm(frames, desc="poses", unit="frame", **bar)):
+                    rgb = _check_frame(rgb)
+                    candidates = finder(rgb)
+                    for candidate in candidates:
+                        candidate.appearance = colours(rgb, candidate.box, candidate.pose)
+                    ids = tracker.update(index, candidates)
+                    if chosen is None and candidates:
+                        chosen, first, first_count = ids[choose(candidates, choice, *size)], index, len(candidates)
+                        tracker.keep.add(chosen)
+                    full = self._pose(whole, rgb) if whole is not None else None
+                    track = None if chosen is None else tracker.track(chosen)
+                    pose = box = None
+                    if chosen is not None and chosen in ids:
+                        person = candidates[ids.index(chosen)]
+                        if self._same(rgb, full, person.box, person.appearance, 0.5):
+                            pose = full
+                        else:
+                            pose = self._crop_pose(model, rgb, person, [c for c in candidates if c is not person])
+                        box = person.box
+                    elif track is not None and index - track.last_frame <= tracker.hold:
+                        # the finder missed them: where their track predicts them, in their colours
+                        guess = np.clip(track.predict(index, tracker.hold), 0, np.tile(rgb.shape[1::-1], 2))
+                        if not self._same(rgb, full, guess, track.appearance, 0.45):
+                            full = self._crop_pose(model, rgb, Candidate(box=guess), candidates)
+                        if self._same(rgb, full, guess, track.appearance, 0.45):
+                            pose, box = full, pose_box(full)
+                            tracker.confirm(chosen, Candidate(box=box, pose=pose, appearance=track.appearance), index)
+                    poses.append(pose)
+                    boxes.append(box)
+        finally:
+            finder.close()
+            if whole is not None:
+                whole.close()
+        return poses, person_record(choice, mode, first, first_count, max(tracker.people_seen, first_count), boxes)
+
     def detect_video(
         self,
         source: str | os.PathLike | Sequence[np.ndarray],
@@ -120,32 +293,35 @@ class PoseDetector:
         *,
         fps: float | None = None,
         max_frames: int | None = None,
+        start_frame: int = 0,
+        person: str | int = "largest",
     ) -> PoseSequence:
-        """Poses of every frame (or the first `max_frames`) of a video file, an image folder or a list
-        of RGB frames; the rest of the video is not decoded.
+        """Poses of every frame (or the first `max_frames`, from frame `start_frame` on) of a video file,
+        an image folder or a list of RGB frames; the rest of the video is not decoded.
 
-        Frames where nobody is found are marked in `found` and filled (interpolated across short
-        gaps, held across long ones). The source frame rate is kept; for a list of frames pass
-        `fps` (default 30). A video with nobody in any frame is an InputError.
+        `person` ("largest", "center", or an index counted from the left) chooses who is followed, on
+        the first frame where anyone appears; `sequence.person` records the choice and the followed
+        person's box in every frame (see the module docstring). Frames where that person is not found
+        are marked in `found` and filled (interpolated across short gaps, held across long ones). The
+        source frame rate is kept; for a list of frames pass `fps` (default 30). A video with nobody
+        in any frame is an InputError, and so is an index beyond the people of the first frame.
         """
-        from magicpose.media import VideoReader
-
-        if isinstance(source, (str, os.PathLike)):
-            with VideoReader(source) as reader:
-                size, rate = (reader.width, reader.height), reader.fps
-                total = (
-                    reader.frame_count
-                    if max_frames is None or reader.frame_count is None
-                    else min(reader.frame_count, max_frames)
-                )
-                poses = self.detect_frames(itertools.islice(reader, max_frames), progress=progress, total=total)
-            name = str(source)
+        choice = parse_person(person)
+        frames, size, rate, name, total = self._frame_source(source, fps, max_frames, start_frame)
+        mode, first = self._survey(frames(), size[1])
+        bar = {"total": total, "disable": not progress}
+        if mode in ("people", "small"):
+            poses, record = self._follow(frames(), mode, choice, size, rate, **bar)
         else:
-            frames = list(itertools.islice(source, max_frames))
-            if not frames:
-                raise InputError("no frames to detect poses in")
-            size, rate, name = (frames[0].shape[1], frames[0].shape[0]), fps or 30.0, "the video"
-            poses = self.detect_frames(frames, progress=progress, total=len(frames))
+            if isinstance(choice, int) and choice > 0 and mode == "single":
+                raise InputError(
+                    f"--person {choice} asks for person {choice}, but {name} shows one person "
+                    f"(first seen on frame {first}); pass --person 0, largest or center"
+                )
+            poses = self.detect_frames(frames(), progress=progress, total=total)
+            boxes = [pose_box(pose) for pose in poses]
+            seen = [i for i, box in enumerate(boxes) if box is not None]
+            record = person_record(choice, "single", seen[0] if seen else -1, 1, 1, boxes)
         if not poses:
             raise InputError(f"{name} contains no frames; pass a video with at least one frame")
         if all(pose is None for pose in poses):
@@ -154,7 +330,7 @@ class PoseDetector:
             )
         filled, found = fill_missing(poses, self.max_interpolation_gap)
         # Decoded frames may be rotated upright from the container's size; trust the pixels.
-        return PoseSequence(filled, size[0], size[1], float(fps or rate), found)
+        return PoseSequence(filled, size[0], size[1], rate, found, person=record)
 
     def close(self) -> None:
         if self._image_model is not None:

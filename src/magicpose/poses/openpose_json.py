@@ -11,6 +11,9 @@ Our sequence file keeps a whole video in one JSON, each frame in that same per-p
      "frames": [{"found": true, "people": [{"pose_keypoints_2d": [...], ...}]}, ...]}
 
 `found` is false where the detector saw nobody and the pose was filled in (held or interpolated).
+Sequences from a video detector also carry `"person"`, whom it followed (`magicpose.poses.tracking.
+person_record`: how they were chosen, on which frame, among how many, and their box per frame, null
+where unseen); files without it load with `person` None.
 """
 
 from __future__ import annotations
@@ -138,8 +141,13 @@ def _load_sequence_file(path: Path, data: dict) -> PoseSequence:
         found.append(bool(entry.get("found", pose is not None)))
     if not frames:
         raise InputError(f"{path} holds no frames")
+    person = data.get("person")
+    if person is not None:
+        boxes = person.get("boxes") if isinstance(person, dict) else None
+        if not isinstance(boxes, list) or len(boxes) != len(frames):
+            raise InputError(f"{path}: 'person' must be an object whose 'boxes' list has one entry per frame")
     try:
-        return PoseSequence(frames, width, height, fps, np.asarray(found))
+        return PoseSequence(frames, width, height, fps, np.asarray(found), person=person)
     except ValueError as error:
         raise InputError(f"{path}: {error}") from None
 
@@ -187,7 +195,7 @@ def load_poses(
 
 def sequence_to_dict(sequence: PoseSequence) -> dict:
     """Our sequence-file layout as plain JSON data."""
-    return {
+    data = {
         "format": SEQUENCE_FORMAT,
         "version": SEQUENCE_VERSION,
         "fps": float(sequence.fps),
@@ -198,6 +206,9 @@ def sequence_to_dict(sequence: PoseSequence) -> dict:
             for pose, found in zip(sequence.frames, sequence.found)
         ],
     }
+    if sequence.person is not None:
+        data["person"] = sequence.person
+    return data
 
 
 def save_poses(sequence: PoseSequence, path: str | os.PathLike) -> None:

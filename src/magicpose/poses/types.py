@@ -100,7 +100,9 @@ class PoseSequence:
     """Poses of one person over the frames of a video.
 
     `found[i]` is False where the detector found nobody in frame i; such frames hold a filled-in
-    pose (held or interpolated) so that every frame can be rendered.
+    pose (held or interpolated) so that every frame can be rendered. `person` says whom a video's
+    detector followed when it can tell (`magicpose.poses.tracking.person_record`): how the person was
+    chosen, on which frame, among how many, and their box in every frame; None when unknown.
     """
 
     frames: list[Pose]
@@ -108,6 +110,7 @@ class PoseSequence:
     height: int
     fps: float = 30.0
     found: np.ndarray | None = None
+    person: dict | None = None
 
     def __post_init__(self):
         if self.width <= 0 or self.height <= 0:
@@ -125,6 +128,11 @@ class PoseSequence:
 
     def __getitem__(self, index: int) -> Pose:
         return self.frames[index]
+
+    @property
+    def missing(self) -> int:
+        """Number of frames where nobody was detected (their poses are filled in)."""
+        return int((~self.found).sum())
 
     @property
     def size(self) -> tuple[int, int]:

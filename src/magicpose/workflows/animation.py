@@ -1,25 +1,67 @@
 """From a reference photo and a driving motion to frames: the job behind `magicpose animate`, the demo
 and the web app.
 
-    photo ─ crop to the output frame ─ detect its pose ─┐
-    driving video/poses ─ detect (or load) poses ───────┴─ align to the reference body ─ render
-    skeletons ─ MagicPosePipeline ─ frames (+ the side-by-side grid)
+    photo ─ detect its pose ─ fit to the output frame (pad / crop / around the person) ─┐
+    driving video/poses ─ detect (or load) poses from --start ─ smooth ─────────────────┴─ align to the
+    reference body (or fit the driving frame) ─ draw skeletons ─ MagicPosePipeline ─ frames (+ grid)
+    driving video's sound (or a file's) ─ cut to the frames made ─ muxed into the mp4
+
+One `PoseDetector` serves a run (the driving video and the photo), and each skeleton is drawn once.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from magicpose.audio import AudioCut, probe_audio
 from magicpose.errors import InputError
-from magicpose.poses.framing import fit_image, fit_pose, fit_poses
+from magicpose.media import DEFAULT_FOLDER_FPS, VideoReader, is_image_path, read_image
+from magicpose.poses.align import align_pose_sequence, check_manual_alignment
+from magicpose.poses.detect import PoseDetector
+from magicpose.poses.framing import FIT_MODES, Framing, fit
+from magicpose.poses.openpose_json import load_poses
+from magicpose.poses.render import draw_openpose
+from magicpose.poses.smoothing import DEFAULT_SMOOTHING, smooth_poses
 from magicpose.poses.types import Pose, PoseSequence
 
 logger = logging.getLogger(__name__)
+
+AUDIO_CHOICES = ("driving", "none")  # or the path of a file with sound
+CUT_NOTE = "person partly cropped: use --fit pad or person"
+
+
+@dataclass
+class Driving:
+    """The driving motion, and where it sits on its source's timeline (for the sound)."""
+
+    poses: PoseSequence  # at the output frame rate
+    source: Path
+    start: float = 0.0  # seconds into the source where poses[0] is
+    source_fps: float | None = None  # the source's own frame rate (None: the poses' own)
+
+    @property
+    def missing(self) -> int:
+        """Driving frames where nobody was detected (their poses were filled in)."""
+        return int((~self.poses.found).sum())
+
+
+@dataclass
+class Framed:
+    """The inputs in the output frame: what the model sees."""
+
+    reference: np.ndarray  # the photo fitted to the frame
+    framing: Framing  # how it was fitted
+    reference_pose: Pose | None  # its pose in the frame (None: nobody found in the photo)
+    reference_cut: bool  # the fit lost part of the person in the photo
+    poses: PoseSequence  # the driving poses in the frame
+    aligned: bool
 
 
 @dataclass
@@ -30,68 +72,152 @@ class Animation:
     poses: PoseSequence  # the (aligned) driving poses in the output frame
     fps: float
     aligned: bool
+    reference_cut: bool = False  # the fit lost part of the reference person
+    framing: Framing | None = None
 
 
-def load_driving_poses(
-    driving: str | Path, fps: float | None = None, max_frames: int | None = None, progress: bool = True
-) -> PoseSequence:
-    """Poses from our pose file / OpenPose JSON(s), or detected in a video, image folder or image."""
-    from magicpose.media import is_image_path
-    from magicpose.poses.openpose_json import load_poses
+def _detector(detector: PoseDetector | None):
+    """The run's detector as it is, or a new one closed after use."""
+    return nullcontext(detector) if detector is not None else PoseDetector()
 
+
+def _frames(sequence: PoseSequence, start: int, count: int | None) -> PoseSequence:
+    """Frames [start, start + count), with the followed person's per-frame record cut to match."""
+    stop = None if count is None else start + count
+    person = sequence.person
+    if person and isinstance(person.get("boxes"), list):
+        person = {**person, "boxes": person["boxes"][start:stop], "first_frame": max(person["first_frame"] - start, 0)}
+    return replace(sequence, frames=sequence.frames[start:stop], found=sequence.found[start:stop], person=person)
+
+
+def read_driving(
+    driving: str | Path,
+    *,
+    fps: float | None = None,
+    start: float = 0.0,
+    max_frames: int | None = None,
+    person: str | int | None = None,
+    smooth: str | None = None,
+    detector: PoseDetector | None = None,
+    progress: bool = True,
+) -> Driving:
+    """Poses from our pose file / OpenPose JSON(s), or detected in a video, image folder or image.
+
+    `start` (seconds) skips the frames before it; `max_frames` keeps that many after it (only those
+    are detected). `person` ("largest", "center" or an index) picks who drives a video with several
+    people; `smooth` is a level of `magicpose.poses.smoothing` (default: its default for detected poses,
+    off for pose files, which may have been smoothed when extracted)."""
     driving = Path(driving)
     if not driving.exists():
         raise InputError(f"driving input {driving} does not exist; pass a video, an image folder or a poses.json")
-    if driving.suffix.lower() == ".json" or (driving.is_dir() and any(driving.glob("*.json"))):
+    if not (math.isfinite(start) and start >= 0):
+        raise InputError(f"--start must be a number of seconds >= 0, got {start}")
+    detected = not (driving.suffix.lower() == ".json" or (driving.is_dir() and any(driving.glob("*.json"))))
+    if not detected:
         sequence = load_poses(driving, fps=fps)
+        rate = sequence.fps
+        first = _start_frame(start, rate, len(sequence), driving)
+        sequence = _frames(sequence, first, max_frames)
+    elif is_image_path(driving):
+        if start:
+            raise InputError(f"--start needs a video; {driving} is a single image")
+        with _detector(detector) as running:
+            sequence = running.detect_video([read_image(driving)], progress=False, fps=fps, **_person(person))
+        rate, first = sequence.fps, 0
     else:
-        from magicpose.poses.detect import PoseDetector
-
-        with PoseDetector() as detector:
-            if is_image_path(driving):
-                from magicpose.media import read_image
-
-                sequence = detector.detect_video([read_image(driving)], progress=False, fps=fps)
-            else:
-                sequence = detector.detect_video(driving, progress=progress, max_frames=max_frames)
-        if fps:
-            sequence.fps = float(fps)
+        with VideoReader(driving, folder_fps=fps or DEFAULT_FOLDER_FPS) as reader:  # --fps: a folder's rate
+            rate, count = reader.fps, reader.frame_count
+        first = _start_frame(start, rate, count, driving)
+        with _detector(detector) as running:
+            sequence = running.detect_video(
+                driving, progress=progress, max_frames=max_frames, start_frame=first, **_person(person)
+            )
     if len(sequence) == 0:
         raise InputError(f"{driving} has no pose frames")
     if not sequence.found.any():
         raise InputError(f"{driving} has no person in any frame; pass poses or a video that show a person")
-    if max_frames is not None:
-        sequence = PoseSequence(
-            sequence.frames[:max_frames], sequence.width, sequence.height, sequence.fps, sequence.found[:max_frames]
+    if max_frames is not None and len(sequence) > max_frames:
+        sequence = _frames(sequence, 0, max_frames)
+    level = smooth if smooth is not None else (DEFAULT_SMOOTHING if detected else "off")
+    if level != "off":
+        sequence = smooth_poses(sequence, level)
+    source_fps = float(rate)
+    if fps:
+        sequence.fps = float(fps)
+    return Driving(sequence, driving, first / source_fps, source_fps)
+
+
+def load_driving_poses(
+    driving: str | Path, fps: float | None = None, max_frames: int | None = None, progress: bool = True, **options
+) -> PoseSequence:
+    """The poses of `read_driving` alone."""
+    return read_driving(driving, fps=fps, max_frames=max_frames, progress=progress, **options).poses
+
+
+def _start_frame(start: float, fps: float, count: int | None, source: Path) -> int:
+    first = round(start * fps)
+    if count is not None and first >= count:
+        raise InputError(
+            f"--start {start:g} s is past the end of {source} ({count} frames, {count / fps:.2f} s); start earlier"
         )
-    return sequence
+    return first
 
 
-def reference_pose(reference: np.ndarray) -> Pose | None:
-    from magicpose.poses.detect import PoseDetector
-
-    with PoseDetector() as detector:
-        return detector.detect_image(reference)
+def _person(person) -> dict:
+    return {} if person is None else {"person": person}
 
 
-def prepare_driving(
-    reference: np.ndarray, driving: PoseSequence, size: tuple[int, int], align: bool, known_pose: Pose | None = None
-) -> tuple[PoseSequence, bool]:
-    """The driving poses in the output frame, aligned to the reference body when asked and possible.
+def detect_reference_pose(reference: np.ndarray, detector: PoseDetector | None = None) -> Pose | None:
+    with _detector(detector) as running:
+        return running.detect_image(reference)
 
-    The reference pose (`known_pose`, or else detected at the photo's full resolution) is mapped into
-    the output frame.
-    """
-    from magicpose.poses.align import align_pose_sequence
 
+def frame_inputs(
+    reference: np.ndarray,
+    driving: PoseSequence,
+    size: tuple[int, int],
+    *,
+    align: bool = True,
+    fit_mode: str = "person",
+    driving_fit: str = "person",
+    align_scale: float = 1.0,
+    align_offset: tuple[float, float] = (0.0, 0.0),
+    align_frame: int | None = None,
+    known_pose: Pose | None = None,
+    detector: PoseDetector | None = None,
+) -> Framed:
+    """The photo and the driving poses in the output frame, aligned to the reference body when asked
+    and possible. The reference pose is `known_pose` (photo pixels), or else detected in the photo at
+    its full resolution."""
+    for name, mode in (("--fit", fit_mode), ("--driving-fit", driving_fit)):
+        if mode not in FIT_MODES:
+            raise InputError(f"{name} must be one of {', '.join(FIT_MODES)}, got {mode!r}")
     if align:
-        pose = known_pose if known_pose is not None else reference_pose(reference)
-        if pose is None or not len(pose.present_points()):
-            logger.warning("no person found in the reference photo: the driving poses are used without alignment")
-        else:
-            photo_size = (reference.shape[1], reference.shape[0])
-            return align_pose_sequence(driving, fit_pose(pose, photo_size, size), size), True
-    return fit_poses(driving, size), False
+        check_manual_alignment(len(driving), align_scale, align_offset, align_frame)
+    photo_size = (reference.shape[1], reference.shape[0])
+    pose = known_pose if known_pose is not None else detect_reference_pose(reference, detector)
+    if pose is not None and not len(pose.present_points()):
+        pose = None
+    framing = fit(fit_mode, photo_size, size, [pose] if pose is not None else [])
+    cut = pose is not None and framing.cuts(pose)
+    if cut:
+        logger.warning(
+            "the reference person is partly outside the %dx%d frame after --fit %s; use --fit pad or person "
+            "to keep all of them",
+            *size,
+            fit_mode,
+        )
+    fitted_pose = framing.pose(pose) if pose is not None else None
+    if align and fitted_pose is None:
+        logger.warning("no person found in the reference photo: the driving poses are used without alignment")
+    if align and fitted_pose is not None:
+        poses = align_pose_sequence(
+            driving, fitted_pose, size, scale=align_scale, offset=align_offset, body_frame=align_frame
+        )
+    else:
+        found = [p for p, seen in zip(driving.frames, driving.found) if seen] or driving.frames
+        poses = fit(driving_fit, driving.size, size, found).poses(driving)
+    return Framed(framing.image(reference), framing, fitted_pose, bool(cut), poses, align and fitted_pose is not None)
 
 
 def animate(
@@ -105,26 +231,45 @@ def animate(
     frame_chunk_size: int = 16,
     fps: float | None = None,
     known_reference_pose: Pose | None = None,
+    fit_mode: str = "person",
+    driving_fit: str = "person",
+    align_scale: float = 1.0,
+    align_offset: tuple[float, float] = (0.0, 0.0),
+    align_frame: int | None = None,
+    detector: PoseDetector | None = None,
     **sampling,
 ) -> Animation:
     """Animate `reference` (RGB uint8) with `driving` poses. Same inputs and seed give the same frames.
 
-    `known_reference_pose` (in the photo's pixels) replaces pose detection on the photo for alignment.
+    `known_reference_pose` (in the photo's pixels) replaces pose detection on the photo; `detector`
+    is the run's `PoseDetector` when the photo still needs one. `fit_mode` / `driving_fit`: how the
+    photo / the unaligned driving poses fill the output frame (`magicpose.poses.framing`).
     `sampling`: overrides of the model's own recipe, as `MagicPosePipeline.__call__` takes them
     (`num_inference_steps`, `guidance_scale`, `start_from_reference`, ...); None or absent: the model's."""
-    from magicpose.poses.render import draw_openpose
-
     factor = pipeline.vae_scale_factor
     size = size or (pipeline.unet.config.sample_size * factor,) * 2
     if size[0] % factor or size[1] % factor:
         raise InputError(f"--size must be a multiple of {factor} on each side, got {size[0]}x{size[1]}")
-    poses, aligned = prepare_driving(reference, driving, size, align, known_reference_pose)
-    reference = fit_image(reference, size)
-    previews = [draw_openpose(pose, *size) for pose in poses.frames]
+    framed = frame_inputs(
+        reference,
+        driving,
+        size,
+        align=align,
+        fit_mode=fit_mode,
+        driving_fit=driving_fit,
+        align_scale=align_scale,
+        align_offset=align_offset,
+        align_frame=align_frame,
+        known_pose=known_reference_pose,
+        detector=detector,
+    )
+    skeletons = [draw_openpose(pose, *size) for pose in framed.poses.frames]
+    # The pose ControlNet's input size: the output's at SD scale, where the drawn skeletons serve as they are.
+    condition = tuple(side // factor * pipeline.pose_scale_factor for side in size)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     output = pipeline(
-        reference,
-        poses,  # the pipeline draws them at its pose ControlNet's input size
+        framed.reference,
+        skeletons if condition == tuple(size) else framed.poses,
         generator=generator,
         height=size[1],
         width=size[0],
@@ -133,7 +278,16 @@ def animate(
         **sampling,
     )
     frames = [(frame * 255).round().astype(np.uint8) for frame in output.frames]
-    return Animation(frames, previews, reference, poses, float(fps or driving.fps), aligned)
+    return Animation(
+        frames,
+        skeletons,
+        framed.reference,
+        framed.poses,
+        float(fps or driving.fps),
+        framed.aligned,
+        framed.reference_cut,
+        framed.framing,
+    )
 
 
 def grid_frames(animation: Animation) -> list[np.ndarray]:
@@ -142,3 +296,76 @@ def grid_frames(animation: Animation) -> list[np.ndarray]:
         np.concatenate([animation.reference, skeleton, frame], axis=1)
         for skeleton, frame in zip(animation.skeletons, animation.frames)
     ]
+
+
+def check_audio_choice(choice: str | None) -> None:
+    """--audio is driving, none or a file with sound; a missing or silent file stops the run early."""
+    if choice in (None, *AUDIO_CHOICES):
+        return
+    if not Path(choice).is_file():
+        raise InputError(f"--audio {choice}: no such file; pass driving, none or an audio/video file with sound")
+    if probe_audio(choice) is None:
+        raise InputError(f"--audio {choice} has no sound; pass driving, none or a file with an audio stream")
+
+
+def audio_cut(choice: str | None, driving: Driving, frames: int, fps: float) -> AudioCut | None:
+    """The sound for `frames` output frames at `fps`: the driving video's (`driving`), none, or a file's.
+
+    Cut on the driving timeline, [driving.start, + frames / fps): a file given instead of the driving
+    video's own sound is taken to run with the driving video, so `--start` cuts it too."""
+    if choice in (None, "none"):
+        return None
+    source = driving.source if choice == "driving" else Path(choice)
+    if choice == "driving" and (not source.is_file() or is_image_path(source) or source.suffix.lower() == ".json"):
+        return None  # pose files, image folders and photos have no sound
+    check_audio_choice(None if choice == "driving" else choice)
+    info = probe_audio(source)
+    if info is None:
+        return None  # a driving video without sound: the result is silent, as the driving video
+    if driving.source_fps and abs(fps - driving.source_fps) > 1e-3:
+        logger.warning(
+            "the output plays at %g fps, the driving video at %g fps: the motion no longer matches its music "
+            "(the sound is cut to the video's length)",
+            fps,
+            driving.source_fps,
+        )
+    if info.duration is not None and driving.start >= info.duration:
+        logger.warning("%s has no sound after %.2f s: the result is silent", source, driving.start)
+        return None
+    return AudioCut(source, driving.start, frames / fps)
+
+
+def summary(animation: Animation, driving: Driving | None = None, audio: AudioCut | None = None) -> str:
+    """One line on what was made and what happened on the way (the CLI's and the jobs report's)."""
+    height, width = animation.frames[0].shape[:2]
+    parts = [f"{len(animation.frames)} frames at {animation.fps:g} fps, {width}x{height}"]
+    if animation.aligned:
+        parts.append(f"aligned ({CUT_NOTE})" if animation.reference_cut else "aligned")
+    elif animation.reference_cut:
+        parts.append(CUT_NOTE)
+    if driving is not None:
+        missing = driving.missing
+        if missing:
+            parts.append(f"{missing} of {len(driving.poses)} driving frames had nobody detected (filled)")
+        person = describe_person(driving.poses.person)
+        if person:
+            parts.append(person)
+    if audio is not None:
+        parts.append(f"audio from {audio.path.name} at {audio.start:.2f} s")
+    return ", ".join(parts)
+
+
+def describe_person(person: dict | None) -> str | None:
+    """Whom the detector followed (`PoseSequence.person`, from `magicpose.poses.tracking`), in words."""
+    if not person or "mode" not in person:
+        return None
+    first = person.get("first_frame", 0)
+    if person["mode"] == "single":
+        return f"followed the one person in the video (from driving frame {first})"
+    choice = person.get("choice")
+    among = person.get("people_first_frame")
+    chosen = {"largest": "the largest", "center": "the most central"}.get(choice, f"person {choice} from the left")
+    seen = person.get("people_seen")
+    return f"followed {chosen} of {among} people on driving frame {first}" + (
+        f" ({seen} people seen in all)" if seen and seen != among else ""
+    )

@@ -23,6 +23,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import torch
+import yaml
+from accelerate import PartialState
+from tqdm.auto import tqdm
+
 from magicpose.errors import InputError
 from magicpose.workflows.report import JobResult
 
@@ -117,7 +122,6 @@ def read_rows(path: Path) -> list[tuple[str, dict]]:
         return rows
     if path.suffix.lower() not in (".yaml", ".yml"):
         raise JobsFileError(f"the jobs file {path} must be .yaml, .yml or .csv")
-    import yaml
 
     try:
         node, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
@@ -252,7 +256,6 @@ def run_jobs(
 ) -> list[JobResult]:
     """Run each job with `render(job) -> (frames, message)`; a job that raises is reported failed and the
     others go on."""
-    from tqdm.auto import tqdm
 
     results = []
     for job in tqdm(jobs, desc=desc, unit="job", disable=not progress or not jobs, dynamic_ncols=True):
@@ -306,8 +309,6 @@ def processes(cpu: bool) -> Processes:
     Barriers wait for days: a process waits for the slowest one's share of the jobs."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Processes()
-    import torch
-    from accelerate import PartialState
 
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if not cpu and torch.cuda.is_available() and local > torch.cuda.device_count():

@@ -8,6 +8,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from magicpose.files import atomic_path
+
 STATUSES = ("done", "skipped", "failed")
 
 
@@ -33,7 +35,6 @@ def count(results: list[JobResult]) -> dict[str, int]:
 
 
 def write_report(path: Path, results: list[JobResult], jobs_file, processes: int = 1) -> None:
-    from magicpose.files import atomic_path
 
     report = {
         "jobs_file": str(Path(jobs_file).resolve()),

@@ -18,6 +18,7 @@ from magicpose.data.puppet.identity import Identity, sample_identity
 from magicpose.data.puppet.motion import random_static_angles, sample_dance
 from magicpose.data.puppet.render import PuppetImage, render_puppet
 from magicpose.data.puppet.skeleton import articulate
+from magicpose.poses.render import draw_openpose
 from magicpose.poses.types import Pose, PoseSequence
 
 #: Disjoint seed ranges [start, stop) for identities and motions of each split.
@@ -152,7 +153,6 @@ class PuppetFrame:
 
     def condition(self, **parts: bool) -> np.ndarray:
         """The OpenPose condition image of this frame's pose (what a pose ControlNet sees)."""
-        from magicpose.poses.render import draw_openpose
 
         height, width = self.image.shape[:2]
         return draw_openpose(self.pose, width, height, **parts)

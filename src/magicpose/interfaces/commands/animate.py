@@ -7,20 +7,30 @@ resumably, and under `torchrun`/`accelerate launch` shares them among the proces
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import sys
 from pathlib import Path
 
 from magicpose.errors import InputError
+from magicpose.files import atomic_path
 from magicpose.interfaces.options import (
+    add_alignment_arguments,
     add_model_arguments,
     add_sampling_arguments,
+    add_strict_argument,
+    check_output,
     load_from_args,
     model_source,
     parse_size,
+    person_argument,
+    positive_number,
     sampling_overrides,
+    seed,
 )
+from magicpose.poses.framing import FIT_MODES
+from magicpose.poses.smoothing import DEFAULT_SMOOTHING, SMOOTHING_LEVELS
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,11 +41,50 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="retarget the driving skeleton to the reference body (default: on)",
     )
-    parser.add_argument("--seed", type=int, default=42, help="seed of the initial noise (official: 42)")
-    parser.add_argument("--fps", type=float, help="output frame rate (default: the driving video's)")
+    parser.add_argument("--seed", type=seed, default=42, help="seed of the initial noise (official: 42)")
+    parser.add_argument("--fps", type=positive_number, help="output frame rate (default: the driving video's)")
     parser.add_argument("--size", type=parse_size, help="output size, 512 or WIDTHxHEIGHT (default: the model's)")
-    parser.add_argument("--max-frames", type=int, help="animate only the first N driving frames")
+    parser.add_argument(
+        "--start", type=float, default=0.0, metavar="SECONDS", help="begin at this time of the driving video (0)"
+    )
+    parser.add_argument("--max-frames", type=int, help="animate only the first N driving frames (after --start)")
     parser.add_argument("--grid", action="store_true", help="also write OUT_grid.mp4: reference | skeleton | result")
+    parser.add_argument(
+        "--audio",
+        default="driving",
+        metavar="driving|none|FILE",
+        help="the sound of the output: the driving video's (default), none, or a file's, cut like the "
+        "driving video from --start",
+    )
+    group = parser.add_argument_group("framing and alignment")
+    group.add_argument(
+        "--fit",
+        choices=FIT_MODES,
+        default="person",
+        help="how a photo of another shape fills the output: pad (all of it, letterboxed), crop (centre "
+        "crop), person (a crop around the person, padded only if they do not fit) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--driving-fit",
+        choices=FIT_MODES,
+        default="person",
+        help="the same for the driving video's frame, when the skeleton is not aligned (default: %(default)s)",
+    )
+    add_alignment_arguments(group, "output pixels")
+    group = parser.add_argument_group("driving poses")
+    group.add_argument(
+        "--smooth",
+        choices=SMOOTHING_LEVELS,
+        help=f"smooth the detected keypoints over time, zero-lag (default: {DEFAULT_SMOOTHING} for a video, "
+        "off for a pose file)",
+    )
+    group.add_argument(
+        "--person",
+        type=person_argument,
+        metavar="largest|center|INDEX",
+        help="who drives a video with several people, chosen on the first frame with anyone and followed "
+        "(default: largest)",
+    )
     add_sampling_arguments(parser)
 
 
@@ -53,6 +102,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--out", help="output video (.mp4, H.264) (needed without --jobs)")
     add_job_arguments(parser)
+    add_strict_argument(parser)
     add_model_arguments(parser)
     group = parser.add_argument_group("many jobs")
     group.add_argument(
@@ -73,57 +123,75 @@ def option_actions(add) -> list[argparse.Action]:
     return list(parser._actions)
 
 
-def check_writable(path: Path) -> None:
-    parent = path.parent.resolve()
-    if path.suffix.lower() != ".mp4":
-        raise InputError(f"--out must end in .mp4, got {path}")
-    if not parent.exists():
-        raise InputError(f"the output folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"cannot write to {parent}; choose a writable output path")
+def check_outputs(args: argparse.Namespace) -> list[Path]:
+    """The video (and its grid), refused before any work if either could not be written or is an input."""
+    inputs = (args.reference, args.driving, args.audio if args.audio not in ("driving", "none") else None)
+    outputs = [check_output(args.out, "--out", (".mp4",), inputs=inputs)]
+    if args.grid:
+        grid = outputs[0].with_name(outputs[0].stem + "_grid.mp4")
+        outputs.append(check_output(grid, "--out's grid video", (".mp4",), inputs=inputs))
+    return outputs
 
 
-def prepare(args: argparse.Namespace):
-    """Check the options and read the inputs, before any model is loaded."""
+def prepare(args: argparse.Namespace, detector=None):
+    """Check the options and read the inputs (poses detected, in the photo too), before any model is loaded."""
     from magicpose.media import read_image
-    from magicpose.workflows.animation import load_driving_poses
+    from magicpose.poses.align import check_manual_alignment
+    from magicpose.poses.types import Pose
+    from magicpose.workflows.animation import check_audio_choice, detect_reference_pose, read_driving
 
-    check_writable(Path(args.out))
+    check_outputs(args)
     sampling = sampling_overrides(args)
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")
+    check_audio_choice(args.audio)
     reference = read_image(args.reference)
-    driving = load_driving_poses(args.driving, fps=args.fps, max_frames=args.max_frames)
-    return reference, driving, sampling
+    driving = read_driving(
+        args.driving,
+        fps=args.fps,
+        start=args.start,
+        max_frames=args.max_frames,
+        person=args.person,
+        smooth=args.smooth,
+        detector=detector,
+    )
+    check_manual_alignment(len(driving.poses), args.align_scale, args.align_offset, args.align_frame)
+    pose = detect_reference_pose(reference, detector) or Pose()  # an empty pose: nobody in the photo
+    return reference, driving, pose, sampling
 
 
 def produce(pipeline, args: argparse.Namespace, prepared):
-    """Animate and write the video (and grid); returns the animation and the files written."""
+    """Animate and write the video (and grid), with its sound; returns the animation, the files written
+    and the one-line summary."""
     from magicpose.media import write_video
-    from magicpose.workflows.animation import animate, grid_frames
+    from magicpose.workflows.animation import animate, audio_cut, grid_frames, summary
 
-    reference, driving, sampling = prepared
-    written = [Path(args.out)]
+    reference, driving, pose, sampling = prepared
+    written = check_outputs(args)
     animation = animate(
         pipeline,
         reference,
-        driving,
+        driving.poses,
         size=args.size,
         align=args.align,
         seed=args.seed,
         frame_chunk_size=args.frame_chunk,
         fps=args.fps,
+        known_reference_pose=pose,
+        fit_mode=args.fit,
+        driving_fit=args.driving_fit,
+        align_scale=args.align_scale,
+        align_offset=tuple(args.align_offset),
+        align_frame=args.align_frame,
         **sampling,
     )
-    write_video(written[0], animation.frames, animation.fps)
-    if args.grid:
-        written.append(written[0].with_name(written[0].stem + "_grid.mp4"))
-        write_video(written[1], grid_frames(animation), animation.fps)
-    return animation, written
-
-
-def describe(animation) -> str:
-    return f"{len(animation.frames)} frames at {animation.fps:g} fps{', aligned' if animation.aligned else ''}"
+    audio = audio_cut(args.audio, driving, len(animation.frames), animation.fps)
+    with contextlib.ExitStack() as outputs:  # the video and its grid appear together, or neither does
+        temporary = [outputs.enter_context(atomic_path(path)) for path in written]
+        write_video(temporary[0], animation.frames, animation.fps, audio=audio)
+        if args.grid:
+            write_video(temporary[1], grid_frames(animation), animation.fps, audio=audio)
+    return animation, written, summary(animation, driving, audio)
 
 
 def note_embedded_model(args: argparse.Namespace) -> None:
@@ -136,17 +204,20 @@ def note_embedded_model(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.jobs:
         return run_jobs_file(args)
+    from magicpose.poses.detect import PoseDetector
+
     missing = [f"--{name}" for name in ("reference", "driving", "out") if not getattr(args, name)]
     if missing:
         raise InputError(
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} needed: pass --reference, "
             "--driving and --out, or --jobs FILE for many jobs"
         )
-    prepared = prepare(args)
+    with PoseDetector() as detector:  # one detector for the driving video and the photo
+        prepared = prepare(args, detector)
     pipeline = load_from_args(args)
     note_embedded_model(args)
-    animation, written = produce(pipeline, args, prepared)
-    print(f"wrote {written[0]} ({describe(animation)})")
+    animation, written, line = produce(pipeline, args, prepared)
+    print(f"wrote {written[0]} ({line})")
     for path in written[1:]:
         print(f"wrote {path}")
     return 0
@@ -156,8 +227,10 @@ def run_jobs_file(args: argparse.Namespace) -> int:
     """--jobs: validate the file, plan, share the pending jobs among the processes, run, report."""
     import torch
 
+    from magicpose.poses.detect import PoseDetector
     from magicpose.workflows import jobs as workflow
     from magicpose.workflows import report as reporting
+    from magicpose.workflows.animation import AUDIO_CHOICES
 
     if args.out:
         raise InputError("--out is per job with --jobs: give each job its own out in the jobs file")
@@ -187,15 +260,22 @@ def run_jobs_file(args: argparse.Namespace) -> int:
         if processes.main:
             note_embedded_model(args)
 
+    detector = PoseDetector()
+
     def render(job) -> tuple[int, str]:
         job_args = copy.copy(args)
         vars(job_args).update(job.overrides, reference=str(job.reference), driving=str(job.driving), out=str(job.out))
-        animation, _ = produce(pipeline, job_args, prepare(job_args))
-        return len(animation.frames), describe(animation)
+        if "audio" in job.overrides and job_args.audio not in AUDIO_CHOICES:  # a job's own file: beside the jobs file
+            job_args.audio = os.path.join(Path(args.jobs).resolve().parent, Path(job_args.audio).expanduser())
+        animation, _, line = produce(pipeline, job_args, prepare(job_args, detector))
+        return len(animation.frames), line
 
     desc = "jobs" if processes.count == 1 else f"jobs (process {processes.index + 1}/{processes.count})"
     results = [workflow.skipped_result(job) for job in skipped] if processes.main else []
-    results += workflow.run_jobs(mine, render, desc=desc, process=processes.index)
+    try:
+        results += workflow.run_jobs(mine, render, desc=desc, process=processes.index)
+    finally:
+        detector.close()
     results = reporting.gather_reports(report, results, processes, jobs_file=args.jobs)
     if not processes.main:
         return 0  # the main process reports, and exits 1 if any job failed

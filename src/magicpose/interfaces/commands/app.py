@@ -42,7 +42,8 @@ def model_problem(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from magicpose.interfaces.app import AppConfig, build_app
+    from magicpose.interfaces.app import AppConfig
+    from magicpose.interfaces.app_page import build_app, launch
     from magicpose.models.default import EMBEDDED_MODEL_NOTE
     from magicpose.pipelines.assembly import sampling_recipe
     from magicpose.pipelines.pipeline_magicpose import check_recipe
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.cache_dir:
         config.cache_dir = args.cache_dir
     demo = build_app(config, startup_message=problem)
-    demo.launch(
+    launch(
+        demo,
         server_name=args.host,
         server_port=args.port,
         max_file_size=f"{args.max_upload_mb:g}mb",

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from magicpose.errors import InputError
+from magicpose.interfaces.options import add_alignment_arguments, add_strict_argument, check_output, person_argument
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -30,9 +31,8 @@ def _positive(text: str) -> float:
     return value
 
 
-def _check_output(path: Path, suffixes: tuple[str, ...], what: str) -> None:
-    if path.suffix.lower() not in suffixes:
-        raise InputError(f"{what} {path} must end in {' or '.join(suffixes)}")
+def _check_output(path: Path, suffixes: tuple[str, ...], what: str, inputs: tuple = ()) -> None:
+    check_output(path, what, suffixes, inputs=inputs)
 
 
 def write_skeleton(path: Path, sequence, *, hands: bool = True, face: bool = True) -> None:
@@ -52,7 +52,7 @@ def write_skeleton(path: Path, sequence, *, hands: bool = True, face: bool = Tru
     media.write_video(path, tqdm(frames, total=len(sequence), desc="render", unit="frame"), sequence.fps)
 
 
-def _detect(source: Path, detector, *, progress: bool = True):
+def _detect(source: Path, detector, *, progress: bool = True, person: str | int = "largest"):
     """Poses of an image (a one-frame sequence) or of every frame of a video / image folder."""
     from magicpose import media
     from magicpose.poses.types import PoseSequence
@@ -65,30 +65,72 @@ def _detect(source: Path, detector, *, progress: bool = True):
         if pose is None:
             raise InputError(f"no person found in {source}; pass a photo showing a person")
         return PoseSequence([pose], image.shape[1], image.shape[0], fps=1.0)
-    return detector.detect_video(source, progress=progress)
+    return detector.detect_video(source, progress=progress, person=person)
+
+
+def followed_person(sequence) -> str:
+    """One line on whom a video's poses follow, for the command's summary ("" for a lone person)."""
+    record = sequence.person
+    if not record or record.get("mode") == "single":
+        return ""
+    how = record["choice"] if isinstance(record["choice"], str) else f"number {record['choice']} from the left"
+    return (
+        f"followed the {how} person of {record['people_first_frame']} on frame {record['first_frame']} "
+        f"({record['people_seen']} people seen in all)"
+    )
+
+
+def _write_extract_preview(path: Path, sequence) -> None:
+    """The skeletons; with several people in the video, the followed person's box is outlined in grey."""
+    record = sequence.person
+    if not record or record.get("mode") == "single" or len(sequence) == 1:
+        write_skeleton(path, sequence)
+        return
+    import cv2
+    from tqdm.auto import tqdm
+
+    from magicpose import media
+    from magicpose.poses.render import render_sequence
+
+    def frames():
+        skeletons = render_sequence(sequence.frames, sequence.width, sequence.height)
+        for skeleton, box in zip(skeletons, record["boxes"]):
+            if box is not None:
+                x0, y0, x1, y1 = (int(round(v)) for v in box)
+                cv2.rectangle(skeleton, (x0, y0), (x1, y1), (160, 160, 160), 1)
+            yield skeleton
+
+    media.write_video(path, tqdm(frames(), total=len(sequence), desc="render", unit="frame"), sequence.fps)
 
 
 def run_extract(args) -> int:
     from magicpose.poses.detect import PoseDetector
     from magicpose.poses.openpose_json import save_poses
+    from magicpose.poses.smoothing import smooth_poses
 
-    _check_output(args.output, (".json",), "the pose file")
+    _check_output(args.output, (".json",), "the pose file", inputs=(args.input,))
     if args.preview is not None:
         from magicpose import media
 
         _check_output(args.preview, (".mp4",) + media.IMAGE_SUFFIXES, "the preview")
-    with PoseDetector(min_visibility=args.min_visibility, refine_face=not args.no_iris) as detector:
-        sequence = _detect(args.input, detector)
+    # Our smoothing is zero-lag: with it on, mediapipe's own (lagging) landmark filter is switched off.
+    internal = args.smooth == "off"
+    with PoseDetector(min_visibility=args.min_visibility, refine_face=not args.no_iris, smooth=internal) as detector:
+        sequence = _detect(args.input, detector, person=args.person)
+    sequence = smooth_poses(sequence, args.smooth)
     if args.fps is not None:
         sequence.fps = args.fps
     save_poses(sequence, args.output)
     missing = int((~sequence.found).sum())
+    followed = followed_person(sequence)
     print(
         f"{args.output}: {len(sequence)} frames at {sequence.fps:g} fps, {sequence.width}x{sequence.height}"
-        + (f", {missing} without a person (filled)" if missing else "")
+        + (f", {missing} without the person (filled)" if missing else "")
+        + (f"; {followed}" if followed else "")
+        + f"; smoothing {args.smooth}"
     )
     if args.preview is not None:
-        write_skeleton(args.preview, sequence)
+        _write_extract_preview(args.preview, sequence)
         print(f"{args.preview}: skeleton preview")
     return 0
 
@@ -107,7 +149,7 @@ def run_align(args) -> int:
     from magicpose.poses.align import align_pose_sequence
     from magicpose.poses.openpose_json import load_poses, save_poses
 
-    _check_output(args.output, (".json",), "the aligned pose file")
+    _check_output(args.output, (".json",), "the aligned pose file", inputs=(args.poses, args.reference))
     driving = load_poses(args.poses, size=args.size)
     reference_path = args.reference
     if reference_path.suffix.lower() == ".json" or reference_path.is_dir():
@@ -122,7 +164,14 @@ def run_align(args) -> int:
     reference = reference_sequence[0]
     if not reference.has("body"):
         raise InputError(f"the reference {reference_path} shows no body joints; use a photo of the person's body")
-    aligned = align_pose_sequence(driving, reference, reference_sequence.size)
+    aligned = align_pose_sequence(
+        driving,
+        reference,
+        reference_sequence.size,
+        scale=args.align_scale,
+        offset=tuple(args.align_offset),
+        body_frame=args.align_frame,
+    )
     save_poses(aligned, args.output)
     print(f"{args.output}: {len(aligned)} frames aligned to {reference_path} ({aligned.width}x{aligned.height})")
     if args.preview is not None:
@@ -151,6 +200,21 @@ def register(subparsers) -> None:
         help="BlazePose visibility below which a joint is dropped (default 0.3)",
     )
     extract.add_argument("--no-iris", action="store_true", help="skip the iris model; pupils become eye centres")
+    add_strict_argument(extract)
+    extract.add_argument(
+        "--person",
+        type=person_argument,
+        default="largest",
+        metavar="largest|center|INDEX",
+        help="with several people, who drives: the largest (default), the one nearest the centre, or the "
+        "INDEX-th from the left (0, 1, ...) on the first frame with anyone; then followed across frames",
+    )
+    extract.add_argument(
+        "--smooth",
+        choices=("off", "low", "medium", "high"),
+        default="medium",
+        help="zero-lag smoothing of the keypoints over time (default medium; off keeps the detector's)",
+    )
     extract.set_defaults(func=run_extract)
 
     render = actions.add_parser("render", help="draw poses as OpenPose condition images (.mp4 or .png)")
@@ -170,4 +234,5 @@ def register(subparsers) -> None:
     align.add_argument("-o", "--output", type=Path, required=True, help="aligned pose sequence file (.json)")
     align.add_argument("--preview", type=Path, help="also render the aligned skeletons (.mp4)")
     align.add_argument("--size", type=_size, help="WIDTHxHEIGHT for driving OpenPose files that do not record it")
+    add_alignment_arguments(align, "pixels of the reference photo")
     align.set_defaults(func=run_align)

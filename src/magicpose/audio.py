@@ -1,0 +1,213 @@
+"""Sound for the videos magicpose writes: probe a file's audio, and carry a cut of it into an mp4.
+
+A file's timeline starts at its first video frame (at its first sound when it has no pictures): the
+moment driving frame 0 shows, so a cut [start, start + frames / fps) stays in sync with the frames
+made from those driving frames. AAC is copied packet for packet, anything else encoded to AAC, both
+to the sample at the start (mp4 edit lists) and within a packet (about 21 ms) at the end.
+`media.VideoWriter(..., audio=AudioCut(...))` is the way in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from magicpose.errors import InputError
+
+AAC_BIT_RATES = {1: 96_000, 2: 192_000}  # bits/s for mono and stereo: transparent for music with FFmpeg's AAC
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """The first audio stream of a file."""
+
+    path: Path
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: float | None  # seconds of sound after the timeline's 0, when the container says
+    copyable: bool  # AAC with its decoder configuration: an mp4 can take its packets as they are
+
+
+@dataclass(frozen=True)
+class AudioCut:
+    """Seconds [start, start + duration) of the sound of `path`, on its timeline."""
+
+    path: Path
+    start: float
+    duration: float
+
+
+def probe_audio(path: str | os.PathLike) -> AudioInfo | None:
+    """The sound of a video or audio file; None when it has none. An unreadable file is an InputError."""
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"audio file not found: {path}")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            end = None
+            if stream.duration is not None:
+                end = float(((stream.start_time or 0) + stream.duration) * stream.time_base)
+            elif container.duration is not None:
+                end = container.duration / 1e6 + (container.start_time or 0) / 1e6
+            return AudioInfo(
+                path,
+                stream.codec_context.name,
+                int(stream.rate or 0),
+                int(stream.channels or 0),
+                None if end is None else max(end - _origin(container), 0.0),
+                _copyable(stream),
+            )
+    except av.FFmpegError as error:
+        raise InputError(f"cannot read {path} ({error}); pass a video or audio file with sound") from None
+
+
+def _origin(container) -> float:
+    """The timeline's 0, in the container's seconds."""
+    stream = container.streams.video[0] if container.streams.video else container.streams.audio[0]
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
+def _copyable(stream) -> bool:
+    return stream.codec_context.name == "aac" and bool(stream.codec_context.extradata) and bool(stream.rate)
+
+
+class Soundtrack:
+    """An `AudioCut` as a stream of an output container, muxed as the video advances.
+
+    AAC is copied packet for packet: the packet before the cut goes along (the decoder needs it to
+    rebuild the first one), and timestamps start at the cut, so the mp4 edit list hides everything
+    before it and playback starts at the cut to the sample. Other codecs are decoded, cut to the
+    sample and encoded as AAC (resampled when AAC lacks the rate, mixed down to stereo beyond two channels).
+    """
+
+    def __init__(self, cut: AudioCut, output):
+
+        self._output = output
+        try:
+            self._input = av.open(str(cut.path))
+        except av.FFmpegError as error:
+            raise InputError(f"cannot read the audio of {cut.path} ({error})") from None
+        try:
+            if not self._input.streams.audio:
+                raise InputError(f"{cut.path} has no audio stream; pass a file with sound or --audio none")
+            source = self._input.streams.audio[0]
+            self._begin = _origin(self._input) + max(float(cut.start), 0.0)
+            self._end = self._begin + max(float(cut.duration), 0.0)
+            self.copied = _copyable(source)
+            if self.copied:
+                self.stream = output.add_stream_from_template(source)
+                self._packets = self._copy(source)
+            else:
+                rates = av.codec.Codec("aac", "w").audio_rates
+                rate = (
+                    source.rate if source.rate in rates else min((r for r in rates if r >= source.rate), default=48000)
+                )
+                layout = "mono" if source.channels == 1 else "stereo"
+                self.stream = output.add_stream("aac", rate=rate, layout=layout)
+                self.stream.bit_rate = AAC_BIT_RATES[1 if layout == "mono" else 2]
+                self._packets = self._encode(source, rate, layout)
+        except BaseException:
+            self._input.close()
+            raise
+        self._next = None
+
+    def _seek(self, source) -> None:
+        """Start reading a second before the cut (every audio packet is a key frame)."""
+        if self._begin > 1.0:
+            self._input.seek(int((self._begin - 1.0) / source.time_base), stream=source, backward=True)
+
+    def _copy(self, source) -> Iterator[tuple[float, object]]:
+        base = source.time_base
+        begin, end = round(self._begin / base), round(self._end / base)
+        default = max(round((source.codec_context.frame_size or 1024) / source.rate / base), 1)
+        self._seek(source)
+        before = None  # the last packet ending at or before the cut: the decoder's pre-roll
+        for packet in self._input.demux(source):
+            if packet.size == 0 or packet.pts is None:
+                continue
+            duration = packet.duration or default
+            if packet.pts + duration <= begin:
+                before = packet
+                continue
+            if packet.pts >= end:
+                break
+            if packet.pts + duration > end:
+                packet.duration = end - packet.pts  # the track (and the edit list) ends at the cut
+            for piece in (before, packet) if before is not None else (packet,):
+                piece.pts -= begin
+                piece.dts = piece.pts  # AAC packets are not reordered
+                yield float(piece.pts * base), piece
+            before = None
+
+    def _encode(self, source, rate: int, layout: str) -> Iterator[tuple[float, object]]:
+
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        first, last = round(self._begin * source.rate), round(self._end * source.rate)
+        self._seek(source)
+        written, position = 0, None
+
+        def encoded(frames):
+            nonlocal written
+            for frame in frames:
+                frame.pts, frame.time_base = written, Fraction(1, rate)
+                written += frame.samples
+                for packet in self.stream.encode(frame):
+                    yield float(packet.pts * packet.time_base), packet
+
+        for frame in self._input.decode(source):
+            start = position
+            if frame.pts is not None:
+                stamped = round(frame.time * source.rate)
+                # Timestamps place the first frame and any real gap; between them samples follow on exactly.
+                if position is None or abs(stamped - position) > source.rate // 1000:
+                    start = stamped
+            if start is None:
+                raise InputError(f"{self._input.name}: its sound carries no timestamps; convert it to AAC or WAV")
+            position = start + frame.samples
+            low, high = max(start, first), min(position, last)
+            if high > low:
+                yield from encoded(resampler.resample(_samples(frame, low - start, high - start)))
+            if position >= last:
+                break
+        yield from encoded(resampler.resample(None))
+        for packet in self.stream.encode(None):
+            yield float(packet.pts * packet.time_base), packet
+
+    def mux_until(self, seconds: float | None) -> None:
+        """Mux the packets that start before `seconds` of the output (None: all that are left)."""
+        while True:
+            if self._next is None:
+                self._next = next(self._packets, None)
+                if self._next is None:
+                    return
+            time, packet = self._next
+            if seconds is not None and time >= seconds:
+                return
+            packet.stream = self.stream
+            self._output.mux(packet)
+            self._next = None
+
+    def close(self) -> None:
+        self._input.close()
+
+
+def _samples(frame, start: int, stop: int):
+    """Samples [start, stop) of an audio frame, as a new frame."""
+
+    array = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    piece = array[:, start:stop] if frame.format.is_planar else array[:, start * channels : stop * channels]
+    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(piece), format=frame.format.name, layout=frame.layout.name)
+    out.sample_rate = frame.sample_rate
+    return out
