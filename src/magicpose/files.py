@@ -61,14 +61,27 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     try:
         yield temporary
         make_ordinary(temporary)
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-        temporary.rename(path)
+        replace_folder(temporary, path)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def replace_folder(new: Path, path: Path) -> None:
+    """Put the folder `new` at `path`. An old `path` is first moved aside (a rename, so it is never half
+    deleted), and put back if the new one cannot take its place; only then is it removed."""
+    if not (path.exists() or path.is_symlink()):
+        new.rename(path)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+    os.replace(path, aside / path.name)
+    try:
+        new.rename(path)
+    except BaseException:
+        os.replace(aside / path.name, path)
+        aside.rmdir()
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def make_ordinary(root: str | os.PathLike) -> None:

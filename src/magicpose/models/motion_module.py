@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from diffusers.pipelines.free_noise_utils import SplitInferenceModule
 from safetensors.torch import load_file
 
 from magicpose.errors import InputError, MissingWeightsError
+from magicpose.files import atomic_folder
 
 # Original AnimateDiff files are torch pickles (or safetensors) of the motion modules alone.
 _SINGLE_FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".safetensors")
@@ -205,23 +204,8 @@ def extract_motion_adapter(motion_unet: UNetMotionModel) -> MotionAdapter:
 def save_motion_adapter(adapter: MotionAdapter, folder: str | os.PathLike) -> Path:
     """`adapter.save_pretrained(folder)`, whole or not at all: written beside, then moved into place."""
     folder = Path(folder)
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    except OSError as error:
-        raise InputError(f"cannot write {folder}: {error.strerror}; choose a writable output folder") from error
-    try:
+    with atomic_folder(folder, overwrite=True) as staging:
         adapter.save_pretrained(staging)
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
-            os.replace(folder, old / folder.name)
-            os.replace(staging, folder)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder
 
 

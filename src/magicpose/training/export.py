@@ -8,12 +8,11 @@ Stages 1 and 2 write a whole pipeline folder (`load_pipeline` reads it) that sam
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from magicpose.files import atomic_folder
 from magicpose.models.noise_schedule import official_ddim_scheduler
 from magicpose.pipelines.assembly import save_pipeline_atomically
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
@@ -77,15 +76,7 @@ def export_components(parts: dict, out: str | Path, sampling: SamplingConfig | N
     }
     if all(name in parts for name in PIPELINE_PARTS):
         return save_pipeline_atomically(pipeline_for(parts, sampling), out, overwrite=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out, overwrite=True) as temporary:
         for name, module in parts.items():
             module.save_pretrained(temporary / name)
-        if out.exists():
-            shutil.rmtree(out)
-        temporary.rename(out)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     return out
