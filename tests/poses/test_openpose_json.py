@@ -124,3 +124,22 @@ def test_the_followed_person_survives_a_round_trip_and_old_files_still_load(tmp_
     (tmp_path / "bad.json").write_text(json.dumps(data))
     with pytest.raises(InputError, match="one entry per frame"):
         load_poses(tmp_path / "bad.json")
+
+
+def test_a_folder_without_its_canvas_size_can_take_it_from_the_keypoints_with_a_warning(tmp_path):
+    pose = standing_pose()  # within a 512 x 512 frame
+    for index in range(3):
+        (tmp_path / f"f_{index}_keypoints.json").write_text(json.dumps({"people": [pose_to_person(pose)]}))
+    with pytest.warns(UserWarning, match=r"assuming \d+x\d+ from the keypoints' extent.*--pose-size"):
+        sequence = load_poses(tmp_path, infer_size=True)
+    extent = pose.present_points().max(axis=0)
+    assert (sequence.width, sequence.height) == tuple(int(np.ceil(v * 1.05 / 8) * 8) for v in extent)
+    assert all(v >= e for v, e in zip((sequence.width, sequence.height), extent))
+    assert (load_poses(tmp_path, size=(640, 480), infer_size=True).width) == 640  # a given size wins, silently
+
+
+def test_normalised_keypoints_without_a_size_need_one(tmp_path):
+    pose = standing_pose().transformed(1 / 512, np.zeros(2))
+    (tmp_path / "f_0_keypoints.json").write_text(json.dumps({"people": [pose_to_person(pose)]}))
+    with pytest.raises(InputError, match="normalised keypoints.*--pose-size"):
+        load_poses(tmp_path, infer_size=True)

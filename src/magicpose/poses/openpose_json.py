@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -153,7 +154,11 @@ def _load_sequence_file(path: Path, data: dict) -> PoseSequence:
 
 
 def load_poses(
-    path: str | os.PathLike, *, size: tuple[int, int] | None = None, fps: float | None = None
+    path: str | os.PathLike,
+    *,
+    size: tuple[int, int] | None = None,
+    fps: float | None = None,
+    infer_size: bool = False,
 ) -> PoseSequence:
     """Load a pose sequence from our sequence file, one OpenPose JSON, or a folder of them.
 
@@ -186,11 +191,34 @@ def load_poses(
         frames.append(pose if pose is not None else Pose())
         found.append(pose is not None)
     size = size or canvas
+    if size is None and infer_size:
+        size = size_from_extent(frames, path)
     if size is None:
         raise InputError(
             f"{path} does not record the frame size (no canvas_width/canvas_height); pass it, e.g. --size 512x768"
         )
     return PoseSequence(frames, int(size[0]), int(size[1]), float(fps or DEFAULT_FPS), np.asarray(found))
+
+
+def size_from_extent(frames: list[Pose], path) -> tuple[int, int] | None:
+    """A canvas for OpenPose files that record none: the keypoints' extent plus a margin, rounded up to a
+    multiple of 8, with a warning (the true frame may be larger). None for normalised (0..1) keypoints."""
+    points = [pose.present_points() for pose in frames if len(pose.present_points())]
+    if not points:
+        return None
+    extent = np.concatenate(points).max(axis=0)
+    if extent.max() <= 1.0:
+        raise InputError(
+            f"{path} holds normalised keypoints (0..1) and no frame size; pass the video's size, "
+            "e.g. --pose-size 720x1280"
+        )
+    width, height = (int(np.ceil(value * 1.05 / 8) * 8) for value in extent)
+    warnings.warn(
+        f"{path} does not record its frame size; assuming {width}x{height} from the keypoints' extent "
+        "(pass --pose-size WxH, the driving video's size, if the skeleton sits wrongly)",
+        stacklevel=3,
+    )
+    return width, height
 
 
 def sequence_to_dict(sequence: PoseSequence) -> dict:

@@ -100,13 +100,15 @@ def read_driving(
     smooth: str | None = None,
     detector: PoseDetector | None = None,
     progress: bool = True,
+    pose_size: tuple[int, int] | None = None,
 ) -> Driving:
     """Poses from our pose file / OpenPose JSON(s), or detected in a video, image folder or image.
 
     `start` (seconds) skips the frames before it; `max_frames` keeps that many after it (only those
     are detected). `person` ("largest", "center" or an index) picks who drives a video with several
     people; `smooth` is a level of `magicpose.poses.smoothing` (default: its default for detected poses,
-    off for pose files, which may have been smoothed when extracted)."""
+    off for pose files, which may have been smoothed when extracted). `pose_size` (width, height) is the
+    canvas of OpenPose files that record none; without it, it is inferred from the keypoints, with a warning."""
     driving = Path(driving)
     if not driving.exists():
         raise InputError(f"driving input {driving} does not exist; pass a video, an image folder or a poses.json")
@@ -114,7 +116,7 @@ def read_driving(
         raise InputError(f"--start must be a number of seconds >= 0, got {start}")
     detected = not (driving.suffix.lower() == ".json" or (driving.is_dir() and any(driving.glob("*.json"))))
     if not detected:
-        sequence = load_poses(driving, fps=fps)
+        sequence = load_poses(driving, fps=fps, size=pose_size, infer_size=True)
         rate = sequence.fps
         first = _start_frame(start, rate, len(sequence), driving)
         sequence = _frames(sequence, first, max_frames)

@@ -45,6 +45,12 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=positive_number, help="output frame rate (default: the driving video's)")
     parser.add_argument("--size", type=parse_size, help="output size, 512 or WIDTHxHEIGHT (default: the model's)")
     parser.add_argument(
+        "--pose-size",
+        type=parse_size,
+        metavar="WxH",
+        help="the frame size of OpenPose JSON files that do not record it (default: from the keypoints' extent)",
+    )
+    parser.add_argument(
         "--start", type=float, default=0.0, metavar="SECONDS", help="begin at this time of the driving video (0)"
     )
     parser.add_argument("--max-frames", type=int, help="animate only the first N driving frames (after --start)")
@@ -154,6 +160,7 @@ def prepare(args: argparse.Namespace, detector=None):
         person=args.person,
         smooth=args.smooth,
         detector=detector,
+        pose_size=args.pose_size,
     )
     check_manual_alignment(len(driving.poses), args.align_scale, args.align_offset, args.align_frame)
     pose = detect_reference_pose(reference, detector) or Pose()  # an empty pose: nobody in the photo
