@@ -16,6 +16,7 @@ import pytest
 
 from magicpose.data.puppet.crowd import crossing_clip
 from magicpose.errors import InputError
+from magicpose.poses.detect import PoseDetector
 from magicpose.poses.tracking import (
     Candidate,
     PeopleTracker,
@@ -83,11 +84,6 @@ def test_the_tracker_keeps_two_crossing_people_apart():
     assert len(set(ids_b)) == 1 and ids_b[0] != ids_a[0]  # B is never taken for A
     assert set(i for i in ids_a if i is not None) == {ids_a[0]}  # A is found again after the crossing
     assert ids_a.count(None) >= 3 and ids_a[-1] == ids_a[0]
-
-
-pytest.importorskip("mediapipe")
-
-from magicpose.poses.detect import PoseDetector  # noqa: E402
 
 
 @pytest.fixture(scope="module")
