@@ -16,6 +16,7 @@ Stage 3 trains the temporal layers only; the rest of the network is frozen.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,7 +159,14 @@ def build_motion_unet(unet: UNet2DConditionModel, adapter: MotionAdapter) -> Mag
     The result is frozen and in eval mode like the base UNet; `set_motion_training` opens the temporal
     layers for stage 3.
     """
-    motion_unet = MagicPoseMotionUNet.from_unet2d(unet, adapter)  # casts to the UNet's dtype
+    # from_unet2d casts with `.to(dtype)`, which diffusers warns about even when no module must stay float32
+    cast_logger = logging.getLogger("diffusers.models.modeling_utils")
+    level = cast_logger.level
+    cast_logger.setLevel(logging.ERROR)
+    try:
+        motion_unet = MagicPoseMotionUNet.from_unet2d(unet, adapter)  # casts to the UNet's dtype
+    finally:
+        cast_logger.setLevel(level)
     return motion_unet.to(unet.device).requires_grad_(False).eval()
 
 
