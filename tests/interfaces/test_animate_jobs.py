@@ -2,11 +2,7 @@
 processes (torchrun, gloo). On a tiny random model, 1 step at 32x32."""
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +15,7 @@ from magicpose.pipelines import assembly
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 from magicpose.poses.openpose_json import save_poses
 from tests.dummy_components import get_dummy_components
+from tests.processes import torchrun
 from tests.reference_data import reference_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,42 +174,16 @@ def test_without_jobs_reference_driving_and_out_are_needed(workdir, capsys):
     assert "--driving, --out are needed" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed (gloo)")
 def test_two_processes_share_the_jobs_each_once(workdir):
     folder = workdir / "shared"
     folder.mkdir()
     rows = [f"- {{reference: ../photo.png, driving: ../poses.json, out: v{i}.mp4, seed: {i}}}\n" for i in range(4)]
     (folder / "jobs.yaml").write_text("".join(rows))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
-        "-m",
-        "magicpose.interfaces.cli",
-        "animate",
-        "--jobs",
-        str(folder / "jobs.yaml"),
-        "--model",
-        str(workdir / "model"),
-        *FAST,
-        "--no-align",
-        "--device",
-        "cpu",
-    ]
-    result = subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = torchrun(
+        *("-m", "magicpose.interfaces.cli", "animate", "--jobs", str(folder / "jobs.yaml")),
+        *("--model", str(workdir / "model"), *FAST, "--no-align", "--device", "cpu"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "4 jobs: 4 done, 0 skipped, 0 failed" in result.stdout
     parts = [_report(folder / f"jobs_report.json.rank{rank}.json") for rank in range(2)]

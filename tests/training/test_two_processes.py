@@ -1,37 +1,15 @@
 """Two CPU processes (torchrun, gloo): each rank trains on different samples, the weights stay equal."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.processes import torchrun
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ranks_see_different_data_and_stay_in_sync(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
-        str(ROOT / "tests" / "training" / "ddp_worker.py"),
-        str(tmp_path),
-    ]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = torchrun(str(ROOT / "tests" / "training" / "ddp_worker.py"), str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads((tmp_path / f"record-{rank}.json").read_text()) for rank in range(2)]
     assert len(records[0]) == len(records[1]) == 3

@@ -5,11 +5,7 @@ processes (torchrun, gloo) frame for frame as one process makes it. 3 videos x 4
 import contextlib
 import io
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +18,7 @@ from magicpose.data.tiktok import TikTokDataset
 from magicpose.interfaces.cli import main
 from magicpose.media import read_image, write_image
 from magicpose.pipelines import assembly
+from tests.processes import torchrun
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--steps", "3", "--device", "cpu"]
@@ -203,22 +200,10 @@ def test_evaluate_names_the_evaluators_metrics_without_importing_it():
     assert evaluate.METRICS == evaluator.METRICS and evaluate.DEFAULT_METRICS == evaluator.DEFAULT_METRICS
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed (gloo)")
 def test_two_processes_share_the_videos_each_once_and_match_one_process(tree, single):
     out = tree.parent / "two"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = [
-        *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"),
-        *("--master_port", str(_free_port()), "-m", "magicpose.interfaces.cli", "evaluate"),
-        *("--tiktok", str(tree), "--out", str(out), *FAST),
-    ]
-    result = subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = torchrun("-m", "magicpose.interfaces.cli", "evaluate", "--tiktok", str(tree), "--out", str(out), *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "3 videos: 3 generated, 0 skipped, 0 failed" in result.stdout
     report = _report(out / "metrics.json")
