@@ -18,7 +18,6 @@ from tests.dummy_components import get_dummy_components
 from tests.processes import torchrun
 from tests.reference_data import reference_path
 
-ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--steps", "1", "--size", "32"]
 
 

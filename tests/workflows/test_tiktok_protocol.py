@@ -20,7 +20,6 @@ from magicpose.media import read_image, write_image
 from magicpose.pipelines import assembly
 from tests.processes import torchrun
 
-ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--steps", "3", "--device", "cpu"]
 VIDEOS = [video_spec("test", index).video_id for index in range(3)]
 NAMES = ["0001.png", "0002.png", "0003.png", "0004.png"]
