@@ -6,6 +6,7 @@ import yaml
 
 from magicpose.models.noise_schedule import official_ddim_scheduler
 from magicpose.models.presets import build_components
+from magicpose.pipelines.recipe import RECIPE_KEYS
 from magicpose.training.config import config_from_dict, load_config
 from magicpose.training.export import calibrate_vae_latents, export_components
 from tests.training.helpers import training_configs
@@ -28,14 +29,6 @@ def test_vae_calibration_centres_and_scales_the_latents_without_changing_reconst
 
 # The sampling recipe a whole-pipeline export carries (the config's `sampling:` section).
 ROOT = Path(__file__).resolve().parents[2]
-RECIPE_KEYS = (
-    "num_inference_steps",
-    "guidance_scale",
-    "guidance_interval",
-    "start_from_reference",
-    "window_frames",
-    "window_overlap",
-)
 
 
 def _export_pipeline(tmp_path, sampling):

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from magicpose.errors import InputError, MissingWeightsError
+from magicpose.pipelines.recipe import check_recipe
 
 EXAMPLE_FRAMES = 16
 MAX_SIDE = 2048  # the largest output side the page accepts (the CLI takes any multiple of 8)
@@ -224,7 +225,6 @@ def generate(
     """Animate and write result.mp4 and grid.mp4 (reference | skeleton | result), with the sound, into
     `out_dir`. `reference_pose`: the photo's pose when it is known (else it is detected)."""
     from magicpose.media import write_video
-    from magicpose.pipelines.pipeline_magicpose import check_recipe
     from magicpose.workflows.animation import animate, audio_cut, grid_frames, summary
 
     settings = settings or Settings()

@@ -28,7 +28,7 @@ from magicpose.interfaces.app import (
     puppet_examples,
     settings_from_page,
 )
-from magicpose.pipelines.pipeline_magicpose import MAX_GUIDANCE, MAX_STEPS
+from magicpose.pipelines.recipe import MAX_GUIDANCE, MAX_STEPS
 from magicpose.poses.detect import PoseDetector
 from magicpose.poses.framing import FIT_MODES
 from magicpose.poses.smoothing import DEFAULT_SMOOTHING, SMOOTHING_LEVELS

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from magicpose.errors import InputError
+from magicpose.pipelines.recipe import check_recipe
 
 # magicpose.pipelines.schedulers.SCHEDULERS' names (tested equal), here so that --help need not import diffusers
 SCHEDULER_NAMES = ("ddim", "dpm++", "unipc", "euler-a")
@@ -172,7 +173,6 @@ def sampling_overrides(args: argparse.Namespace) -> dict:
     Checks them, and the device and dtype, so that a bad value stops the command before any heavy work.
     """
     from magicpose.pipelines.assembly import resolve_device, resolve_dtype
-    from magicpose.pipelines.pipeline_magicpose import check_recipe
 
     resolve_dtype(args.dtype, resolve_device(args.device))
 

@@ -14,7 +14,8 @@ from magicpose.models.default import default_model_folder
 from magicpose.models.loading import check_folder_files, missing_parts
 from magicpose.models.motion_module import build_motion_unet, is_motion_unet, load_motion_adapter
 from magicpose.pipelines.official import pipeline_from_official
-from magicpose.pipelines.pipeline_magicpose import RECIPE_KEYS, MagicPosePipeline
+from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
+from magicpose.pipelines.recipe import RECIPE_KEYS
 from magicpose.pipelines.schedulers import scheduler_named
 
 PIPELINE_REQUIRED = ("unet", "appearance_control", "pose_control", "vae", "text_context", "scheduler")

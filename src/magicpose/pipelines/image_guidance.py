@@ -34,5 +34,5 @@ def guidance_scale_at(timestep, scale: float, interval: tuple[float, float] | No
     """
     if interval is None:
         return scale
-    low, high = interval  # checked with the rest of the recipe (pipeline_magicpose.check_recipe)
+    low, high = interval  # checked with the rest of the recipe (recipe.check_recipe)
     return scale if low < float(timestep) <= high else 1.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,12 +14,12 @@ from diffusers.schedulers import KarrasDiffusionSchedulers
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from magicpose.errors import InputError
 from magicpose.models.appearance_control import AppearanceControlModel
 from magicpose.models.magicpose_model import MagicPoseModel
 from magicpose.models.motion_module import is_motion_unet
 from magicpose.models.text_context import TextContext, encode_prompt
 from magicpose.pipelines.image_guidance import guidance_scale_at, image_guidance
+from magicpose.pipelines.recipe import RECIPE_KEYS, check_recipe
 from magicpose.pipelines.windows import denoise_in_windows
 from magicpose.poses.render import draw_openpose
 from magicpose.poses.types import PoseSequence
@@ -32,41 +31,6 @@ def unit_float(image):
     if isinstance(image, np.ndarray) and image.dtype == np.uint8:
         return image.astype(np.float32) / 255.0
     return image
-
-
-RECIPE_KEYS = (
-    "num_inference_steps",
-    "guidance_scale",
-    "guidance_interval",
-    "start_from_reference",
-    "window_frames",
-    "window_overlap",
-)
-MAX_STEPS = 1000  # the noise schedule's length
-MAX_GUIDANCE = 30.0  # far above any useful scale (official 7); larger ones saturate every pixel
-
-
-def check_recipe(
-    num_inference_steps=None,
-    guidance_scale=None,
-    guidance_interval=None,
-    start_from_reference=None,
-    window_frames=None,
-    window_overlap=None,
-) -> None:
-    """Raise `InputError` (a ValueError) naming the first sampling setting out of range; None is not checked."""
-    if num_inference_steps is not None and not 1 <= num_inference_steps <= MAX_STEPS:
-        raise InputError(f"steps must be from 1 to {MAX_STEPS}, got {num_inference_steps}")
-    if guidance_scale is not None and not (math.isfinite(guidance_scale) and 0 <= guidance_scale <= MAX_GUIDANCE):
-        raise InputError(f"guidance must be from 0 to {MAX_GUIDANCE:g} (official 7; 1 = off), got {guidance_scale}")
-    if guidance_interval is not None:
-        low, high = guidance_interval
-        if not 0 <= low < high:
-            raise InputError(f"guidance interval LOW HIGH needs 0 <= LOW < HIGH, got {low:g} {high:g}")
-    if window_frames is not None and window_frames < 1:
-        raise InputError(f"window must be at least 1 frame, got {window_frames}")
-    if window_overlap is not None and not 0 <= window_overlap < (window_frames or 16):
-        raise InputError(f"window overlap must be from 0 to the window length - 1, got {window_overlap}")
 
 
 @dataclass

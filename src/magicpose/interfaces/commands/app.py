@@ -8,6 +8,7 @@ from pathlib import Path
 
 from magicpose.errors import InputError, MissingWeightsError
 from magicpose.interfaces.options import add_model_arguments, load_from_args, model_source
+from magicpose.pipelines.recipe import check_recipe
 
 
 def register(subparsers) -> None:
@@ -46,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     from magicpose.interfaces.app_page import build_app, launch
     from magicpose.models.default import EMBEDDED_MODEL_NOTE
     from magicpose.pipelines.assembly import sampling_recipe
-    from magicpose.pipelines.pipeline_magicpose import check_recipe
 
     if args.max_upload_mb <= 0 or args.max_frames < 1:
         raise InputError("--max-upload-mb and --max-frames must be positive")
