@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from magicpose.data.puppet.canvas import BODY, ONE, RIM, SHIFT, Canvas
 from magicpose.data.puppet.face import (
     LEFT_BROW,
     LEFT_EYE,
@@ -31,9 +32,6 @@ from magicpose.data.puppet.identity import Garment, Identity
 from magicpose.data.puppet.parts import Part
 from magicpose.poses.types import Pose
 
-_SHIFT = 4  # OpenCV fixed-point bits: sub-pixel positions for every primitive
-_ONE = 1 << _SHIFT
-_RIM, _BODY = 170, 235  # shade values at a limb's rim and along its middle (255 = unshaded)
 _OUTLINE = 150  # edges between parts are darkened to this (of 255)
 
 
@@ -44,58 +42,6 @@ class PuppetImage:
     image: np.ndarray
     mask: np.ndarray
     parts: np.ndarray
-
-
-class _Canvas:
-    """The label and shade maps, with the few primitives the puppet is made of."""
-
-    def __init__(self, height: int, width: int):
-        self.labels = np.zeros((height, width), np.uint8)
-        self.shade = np.full((height, width), 255, np.uint8)
-
-    @staticmethod
-    def _fixed(points) -> np.ndarray:
-        return np.round(np.asarray(points, dtype=np.float64).reshape(-1, 2) * _ONE).astype(np.int32)
-
-    def capsule(self, start, end, width: float, part: Part) -> None:
-        """A limb: a thick segment with round ends, darker at the rim."""
-        a, b = (tuple(int(v) for v in p) for p in self._fixed([start, end]))
-        thickness = max(1, int(round(width)))
-        cv2.line(self.labels, a, b, int(part), thickness, cv2.LINE_8, _SHIFT)
-        cv2.line(self.shade, a, b, _RIM, thickness, cv2.LINE_8, _SHIFT)
-        cv2.line(self.shade, a, b, _BODY, max(1, int(round(width * 0.55))), cv2.LINE_8, _SHIFT)
-        cv2.line(self.shade, a, b, 255, max(1, int(round(width * 0.2))), cv2.LINE_8, _SHIFT)
-
-    def polygon(self, points, part: Part, shade: int = _BODY) -> None:
-        fixed = [self._fixed(points)]
-        cv2.fillPoly(self.labels, fixed, int(part), cv2.LINE_8, _SHIFT)
-        cv2.fillPoly(self.shade, fixed, shade, cv2.LINE_8, _SHIFT)
-
-    def shaded_polygon(self, points, part: Part) -> None:
-        """A body part with a rim: the polygon, then a copy shrunk towards its centre in a lighter shade."""
-        points = np.asarray(points, dtype=np.float64)
-        centre = points.mean(0)
-        self.polygon(points, part, _RIM)
-        cv2.fillPoly(self.shade, [self._fixed(centre + 0.8 * (points - centre))], _BODY, cv2.LINE_8, _SHIFT)
-
-    def polyline(self, points, width: float, part: Part, closed: bool = False) -> None:
-        """One open (or closed) line through `points`, or several if given a list of point arrays."""
-        lines = [self._fixed(p) for p in points] if isinstance(points, list) else [self._fixed(points)]
-        thickness = max(1, int(round(width)))
-        cv2.polylines(self.labels, lines, closed, int(part), thickness, cv2.LINE_8, _SHIFT)
-        cv2.polylines(self.shade, lines, closed, 255, thickness, cv2.LINE_8, _SHIFT)
-
-    def ellipse(self, centre, axes, angle_degrees: float, part: Part) -> None:
-        c = tuple(int(v) for v in self._fixed(centre)[0])
-        half = tuple(max(1, int(round(v * _ONE))) for v in axes)
-        cv2.ellipse(self.labels, c, half, angle_degrees, 0, 360, int(part), -1, cv2.LINE_8, _SHIFT)
-        cv2.ellipse(self.shade, c, half, angle_degrees, 0, 360, _BODY, -1, cv2.LINE_8, _SHIFT)
-
-    def disc(self, centre, radius: float, part: Part, shade: int = _BODY) -> None:
-        c = tuple(int(v) for v in self._fixed(centre)[0])
-        r = max(1, int(round(radius * _ONE)))
-        cv2.circle(self.labels, c, r, int(part), -1, cv2.LINE_8, _SHIFT)
-        cv2.circle(self.shade, c, r, shade, -1, cv2.LINE_8, _SHIFT)
 
 
 def _present(points: np.ndarray, *indices: int) -> bool:
@@ -186,7 +132,7 @@ def _apply_pattern(rgb, labels, part: Part, garment: Garment, origin, angle: flo
 
 
 # ---------------------------------------------------------------- the body
-def _draw_hand(canvas: _Canvas, hand: np.ndarray, wrist: np.ndarray | None, forearm_width: float) -> None:
+def _draw_hand(canvas: Canvas, hand: np.ndarray, wrist: np.ndarray | None, forearm_width: float) -> None:
     if not _present(hand, 0, 5, 9, 13, 17):
         if wrist is not None:
             canvas.disc(wrist, forearm_width * 0.75, Part.SKIN)
@@ -297,15 +243,15 @@ def _draw_torso(canvas, body, identity: Identity, unit: float) -> tuple[np.ndarr
         Part.TOP,
     )
     # A round neckline: the skin of the neck shows below the collar.
-    centre = tuple(int(v) for v in _Canvas._fixed(collar)[0])
-    axes = (int(0.45 * unit * _ONE), int(0.35 * unit * _ONE))
+    centre = tuple(int(v) for v in Canvas._fixed(collar)[0])
+    axes = (int(0.45 * unit * ONE), int(0.35 * unit * ONE))
     angle = float(np.degrees(np.arctan2(across[1], across[0])))
-    cv2.ellipse(canvas.labels, centre, axes, angle, 0, 180, int(Part.SKIN), -1, cv2.LINE_8, _SHIFT)
-    cv2.ellipse(canvas.shade, centre, axes, angle, 0, 180, _BODY, -1, cv2.LINE_8, _SHIFT)
+    cv2.ellipse(canvas.labels, centre, axes, angle, 0, 180, int(Part.SKIN), -1, cv2.LINE_8, SHIFT)
+    cv2.ellipse(canvas.shade, centre, axes, angle, 0, 180, BODY, -1, cv2.LINE_8, SHIFT)
     return neck, float(np.arctan2(across[1], across[0]))
 
 
-def _draw_face(canvas: _Canvas, face: np.ndarray, head: HeadFrame) -> None:
+def _draw_face(canvas: Canvas, face: np.ndarray, head: HeadFrame) -> None:
     unit = head.scale
     # Eyes: white, iris at the pupil, then the upper lid; a closed eye is just the lid line.
     for eye, pupil in ((LEFT_EYE, 68), (RIGHT_EYE, 69)):
@@ -322,12 +268,12 @@ def _draw_face(canvas: _Canvas, face: np.ndarray, head: HeadFrame) -> None:
     # The nose is only a shadow under its tip.
     cv2.polylines(
         canvas.shade,
-        [_Canvas._fixed(face[31:36, :2])],
+        [Canvas._fixed(face[31:36, :2])],
         False,
-        _RIM,
+        RIM,
         max(1, int(round(0.06 * unit))),
         cv2.LINE_8,
-        _SHIFT,
+        SHIFT,
     )
     canvas.polygon(face[MOUTH_OUTER, :2], Part.LIPS, 245)
     inner = face[MOUTH_INNER, :2]
@@ -337,7 +283,7 @@ def _draw_face(canvas: _Canvas, face: np.ndarray, head: HeadFrame) -> None:
         canvas.polyline(inner[[0, 1, 2, 3, 4]], max(1.0, 0.04 * unit), Part.MOUTH)
 
 
-def _draw_head(canvas: _Canvas, pose: Pose, identity: Identity, head: HeadFrame) -> None:
+def _draw_head(canvas: Canvas, pose: Pose, identity: Identity, head: HeadFrame) -> None:
     face = pose.face
     unit = head.scale
     has_face = _present(face, *range(0, 17), 30, *range(36, 48))
@@ -400,7 +346,7 @@ def render_puppet(identity: Identity, pose: Pose, background: np.ndarray, supers
     height, width = background.shape[:2]
     k = int(supersample)
     big = pose.transformed(float(k), np.array([(k - 1) / 2, (k - 1) / 2]))  # pixel centres stay centred
-    canvas = _Canvas(height * k, width * k)
+    canvas = Canvas(height * k, width * k)
     head = _head_of(big)
     unit = head.scale if head is not None else max(1.0, 0.02 * height * k)
     p = identity.proportions
