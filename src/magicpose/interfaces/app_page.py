@@ -29,7 +29,7 @@ from magicpose.interfaces.app import (
     settings_from_page,
 )
 from magicpose.pipelines.recipe import MAX_GUIDANCE, MAX_STEPS
-from magicpose.poses.detect import PoseDetector
+from magicpose.poses.detect import detector_for_smoothing
 from magicpose.poses.framing import FIT_MODES
 from magicpose.poses.smoothing import DEFAULT_SMOOTHING, SMOOTHING_LEVELS
 from magicpose.poses.types import Pose
@@ -67,13 +67,14 @@ def build_app(config: AppConfig, startup_message: str | None = None):
     def read_inputs(reference_path, driving_path, person, smooth):
         """The photo, the driving motion and the photo's pose (an empty pose: nobody), with one detector."""
         reference = load_reference(reference_path, config.max_upload_mb)
-        with PoseDetector() as detector:
+        level = smooth_choice(smooth)
+        with detector_for_smoothing(level or DEFAULT_SMOOTHING) as detector:
             driving = load_driving(
                 driving_path,
                 config.max_upload_mb,
                 config.max_frames,
                 person=person_choice(person),
-                smooth=smooth_choice(smooth),
+                smooth=level,
                 detector=detector,
             )
             return reference, driving, detect_reference_pose(reference, detector) or Pose()

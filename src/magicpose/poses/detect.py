@@ -342,3 +342,9 @@ class PoseDetector:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def detector_for_smoothing(level: str, **options) -> PoseDetector:
+    """A detector for poses that `smooth_poses(..., level)` will smooth: our zero-lag smoothing replaces
+    Holistic's own landmark filter, which lags, so that filter runs only when ours is off."""
+    return PoseDetector(smooth=level == "off", **options)

@@ -57,20 +57,20 @@ def train(config: TrainingConfig, resume: bool = False, stop_after: int | None =
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4f}", samples_s=f"{run.samples_per_step / seconds:.1f}")
             log(run, loss, seconds)
-            if _any_rank(run.accelerator, requested.signal is not None):
+            interrupted, out_of_time = stop_requested(run, requested.signal is not None)
+            if interrupted:
                 progress.close()
                 raise TrainingInterrupted(requested.signal or signal.SIGINT, run.step, save(run))
-            if (checkpoint := end_of_step(run, held_out, stop_after)) is not None:
+            if (checkpoint := end_of_step(run, held_out, stop_after, out_of_time)) is not None:
                 progress.close()
                 return checkpoint
     progress.close()
     return finish(run)
 
 
-def end_of_step(run: Run, held_out: dict | None, stop_after: int | None) -> Path | None:
+def end_of_step(run: Run, held_out: dict | None, stop_after: int | None, out_of_time: bool) -> Path | None:
     """Checkpoint and validate where due; a path when the run stops here (`stop_after`, or out of time)."""
     config = run.config
-    out_of_time = time_is_up(run)
     stopping = stop_after is not None and run.step >= stop_after
     if run.step % config.output.checkpoint_every == 0 or run.step == run.t.max_steps or out_of_time or stopping:
         checkpoint = save(run)
@@ -272,11 +272,13 @@ def stop_if_diverged(run: Run, loss: torch.Tensor) -> None:
         )
 
 
-def time_is_up(run: Run) -> bool:
-    """Whether `train.max_minutes` is spent on any rank (so that every rank stops at the same step)."""
-    return run.t.max_minutes is not None and _any_rank(
-        run.accelerator, time.perf_counter() - run.started > 60 * run.t.max_minutes
-    )
+def stop_requested(run: Run, interrupted: bool) -> tuple[bool, bool]:
+    """Whether any rank was interrupted, and whether `train.max_minutes` is spent on any rank, in one
+    exchange per step, so that every rank stops at the same step."""
+    out_of_time = run.t.max_minutes is not None and time.perf_counter() - run.started > 60 * run.t.max_minutes
+    flags = torch.tensor([[float(interrupted), float(out_of_time)]], device=run.accelerator.device)
+    anywhere = run.accelerator.gather(flags).amax(dim=0) > 0
+    return bool(anywhere[0]), bool(anywhere[1])
 
 
 def log(run: Run, loss: float, seconds: float) -> None:

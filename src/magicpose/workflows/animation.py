@@ -24,7 +24,7 @@ from magicpose.audio import AudioCut, probe_audio
 from magicpose.errors import InputError
 from magicpose.media import DEFAULT_FOLDER_FPS, VideoReader, is_image_path, read_image
 from magicpose.poses.align import align_pose_sequence, check_manual_alignment
-from magicpose.poses.detect import PoseDetector
+from magicpose.poses.detect import PoseDetector, detector_for_smoothing
 from magicpose.poses.framing import FIT_MODES, Framing, fit
 from magicpose.poses.openpose_json import load_poses
 from magicpose.poses.render import draw_openpose
@@ -76,9 +76,9 @@ class Animation:
     framing: Framing | None = None
 
 
-def _detector(detector: PoseDetector | None):
-    """The run's detector as it is, or a new one closed after use."""
-    return nullcontext(detector) if detector is not None else PoseDetector()
+def _detector(detector: PoseDetector | None, level: str):
+    """The run's detector as it is, or a new one for poses smoothed at `level`, closed after use."""
+    return nullcontext(detector) if detector is not None else detector_for_smoothing(level)
 
 
 def _frames(sequence: PoseSequence, start: int, count: int | None) -> PoseSequence:
@@ -115,6 +115,7 @@ def read_driving(
     if not (math.isfinite(start) and start >= 0):
         raise InputError(f"--start must be a number of seconds >= 0, got {start}")
     detected = not (driving.suffix.lower() == ".json" or (driving.is_dir() and any(driving.glob("*.json"))))
+    level = smooth if smooth is not None else (DEFAULT_SMOOTHING if detected else "off")
     if not detected:
         sequence = load_poses(driving, fps=fps, size=pose_size, infer_size=True)
         rate = sequence.fps
@@ -123,14 +124,14 @@ def read_driving(
     elif is_image_path(driving):
         if start:
             raise InputError(f"--start needs a video; {driving} is a single image")
-        with _detector(detector) as running:
+        with _detector(detector, level) as running:
             sequence = running.detect_video([read_image(driving)], progress=False, fps=fps, **_person(person))
         rate, first = sequence.fps, 0
     else:
         with VideoReader(driving, folder_fps=fps or DEFAULT_FOLDER_FPS) as reader:  # --fps: a folder's rate
             rate, count = reader.fps, reader.frame_count
         first = _start_frame(start, rate, count, driving)
-        with _detector(detector) as running:
+        with _detector(detector, level) as running:
             sequence = running.detect_video(
                 driving, progress=progress, max_frames=max_frames, start_frame=first, **_person(person)
             )
@@ -140,7 +141,6 @@ def read_driving(
         raise InputError(f"{driving} has no person in any frame; pass poses or a video that show a person")
     if max_frames is not None and len(sequence) > max_frames:
         sequence = _frames(sequence, 0, max_frames)
-    level = smooth if smooth is not None else (DEFAULT_SMOOTHING if detected else "off")
     if level != "off":
         sequence = smooth_poses(sequence, level)
     source_fps = float(rate)
@@ -170,7 +170,7 @@ def _person(person) -> dict:
 
 
 def detect_reference_pose(reference: np.ndarray, detector: PoseDetector | None = None) -> Pose | None:
-    with _detector(detector) as running:
+    with _detector(detector, "off") as running:
         return running.detect_image(reference)
 
 

@@ -146,7 +146,7 @@ def prepare(args: argparse.Namespace, detector=None):
     from magicpose.poses.types import Pose
     from magicpose.workflows.animation import check_audio_choice, detect_reference_pose, read_driving
 
-    check_outputs(args)
+    outputs = check_outputs(args)
     sampling = sampling_overrides(args)
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")
@@ -164,7 +164,7 @@ def prepare(args: argparse.Namespace, detector=None):
     )
     check_manual_alignment(len(driving.poses), args.align_scale, args.align_offset, args.align_frame)
     pose = detect_reference_pose(reference, detector) or Pose()  # an empty pose: nobody in the photo
-    return reference, driving, pose, sampling
+    return reference, driving, pose, sampling, outputs
 
 
 def produce(pipeline, args: argparse.Namespace, prepared):
@@ -173,8 +173,7 @@ def produce(pipeline, args: argparse.Namespace, prepared):
     from magicpose.media import write_video
     from magicpose.workflows.animation import animate, audio_cut, grid_frames, summary
 
-    reference, driving, pose, sampling = prepared
-    written = check_outputs(args)
+    reference, driving, pose, sampling, written = prepared
     animation = animate(
         pipeline,
         reference,
@@ -201,6 +200,14 @@ def produce(pipeline, args: argparse.Namespace, prepared):
     return animation, written, summary(animation, driving, audio)
 
 
+def driving_detector(args: argparse.Namespace):
+    """The run's pose detector, its own landmark filter on only where our smoothing is off."""
+    from magicpose.poses.detect import detector_for_smoothing
+    from magicpose.poses.smoothing import DEFAULT_SMOOTHING
+
+    return detector_for_smoothing(args.smooth or DEFAULT_SMOOTHING)
+
+
 def note_embedded_model(args: argparse.Namespace) -> None:
     from magicpose.models.default import EMBEDDED_MODEL_NOTE
 
@@ -211,7 +218,6 @@ def note_embedded_model(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.jobs:
         return run_jobs_file(args)
-    from magicpose.poses.detect import PoseDetector
 
     missing = [f"--{name}" for name in ("reference", "driving", "out") if not getattr(args, name)]
     if missing:
@@ -219,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} needed: pass --reference, "
             "--driving and --out, or --jobs FILE for many jobs"
         )
-    with PoseDetector() as detector:  # one detector for the driving video and the photo
+    with driving_detector(args) as detector:  # one detector for the driving video and the photo
         prepared = prepare(args, detector)
     pipeline = load_from_args(args)
     note_embedded_model(args)
@@ -234,7 +240,6 @@ def run_jobs_file(args: argparse.Namespace) -> int:
     """--jobs: validate the file, plan, share the pending jobs among the processes, run, report."""
     import torch
 
-    from magicpose.poses.detect import PoseDetector
     from magicpose.workflows import jobs as workflow
     from magicpose.workflows import report as reporting
     from magicpose.workflows.animation import AUDIO_CHOICES
@@ -267,7 +272,7 @@ def run_jobs_file(args: argparse.Namespace) -> int:
         if processes.main:
             note_embedded_model(args)
 
-    detector = PoseDetector()
+    detector = driving_detector(args)  # one for every job of this process; closed after the last
 
     def render(job) -> tuple[int, str]:
         job_args = copy.copy(args)

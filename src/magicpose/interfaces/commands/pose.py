@@ -31,10 +31,6 @@ def _positive(text: str) -> float:
     return value
 
 
-def _check_output(path: Path, suffixes: tuple[str, ...], what: str, inputs: tuple = ()) -> None:
-    check_output(path, what, suffixes, inputs=inputs)
-
-
 def write_skeleton(path: Path, sequence, *, hands: bool = True, face: bool = True) -> None:
     """Render a sequence to an mp4 (any length) or a still image (single-frame sequences)."""
     from magicpose import media
@@ -45,7 +41,7 @@ def write_skeleton(path: Path, sequence, *, hands: bool = True, face: bool = Tru
             raise InputError(f"{path} is an image but the sequence has {len(sequence)} frames; write a .mp4 instead")
         media.write_image(path, draw_openpose(sequence[0], sequence.width, sequence.height, hands=hands, face=face))
         return
-    _check_output(path, (".mp4",) + media.IMAGE_SUFFIXES, "the preview")
+    check_output(path, "the preview", (".mp4",) + media.IMAGE_SUFFIXES)
     from tqdm.auto import tqdm
 
     frames = render_sequence(sequence.frames, sequence.width, sequence.height, hands=hands, face=face)
@@ -104,18 +100,18 @@ def _write_extract_preview(path: Path, sequence) -> None:
 
 
 def run_extract(args) -> int:
-    from magicpose.poses.detect import PoseDetector
+    from magicpose.poses.detect import detector_for_smoothing
     from magicpose.poses.openpose_json import save_poses
     from magicpose.poses.smoothing import smooth_poses
 
-    _check_output(args.output, (".json",), "the pose file", inputs=(args.input,))
+    check_output(args.output, "the pose file", (".json",), inputs=(args.input,))
     if args.preview is not None:
         from magicpose import media
 
-        _check_output(args.preview, (".mp4",) + media.IMAGE_SUFFIXES, "the preview")
-    # Our smoothing is zero-lag: with it on, mediapipe's own (lagging) landmark filter is switched off.
-    internal = args.smooth == "off"
-    with PoseDetector(min_visibility=args.min_visibility, refine_face=not args.no_iris, smooth=internal) as detector:
+        check_output(args.preview, "the preview", (".mp4",) + media.IMAGE_SUFFIXES)
+    with detector_for_smoothing(
+        args.smooth, min_visibility=args.min_visibility, refine_face=not args.no_iris
+    ) as detector:
         sequence = _detect(args.input, detector, person=args.person)
     sequence = smooth_poses(sequence, args.smooth)
     if args.fps is not None:
@@ -149,7 +145,7 @@ def run_align(args) -> int:
     from magicpose.poses.align import align_pose_sequence
     from magicpose.poses.openpose_json import load_poses, save_poses
 
-    _check_output(args.output, (".json",), "the aligned pose file", inputs=(args.poses, args.reference))
+    check_output(args.output, "the aligned pose file", (".json",), inputs=(args.poses, args.reference))
     driving = load_poses(args.poses, size=args.size)
     reference_path = args.reference
     if reference_path.suffix.lower() == ".json" or reference_path.is_dir():
