@@ -19,6 +19,20 @@ from pathlib import Path
 
 from magicpose.errors import InputError
 
+# `scheme://...` as typed, or as Path folds it (`https:/host/...`); two letters at least, as `C:/` is a drive
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+def is_url(path: str | os.PathLike) -> bool:
+    return bool(URL.match(str(path)))
+
+
+def not_found(path: str | os.PathLike, what: str) -> InputError:
+    """The error for an input that does not exist, telling a URL (never fetched) from a missing file."""
+    if is_url(path):
+        return InputError(f"{what} {path} is a URL; URLs are not read: download the file first and pass its path")
+    return InputError(f"{what} not found: {path}")
+
 
 def output_target(path: str | os.PathLike) -> Path:
     """Where writing `path` lands: `~` expanded, a symbolic link followed to its target (which need not exist)."""

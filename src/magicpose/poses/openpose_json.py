@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from magicpose.errors import InputError
-from magicpose.files import atomic_path
+from magicpose.files import atomic_path, not_found
 from magicpose.poses import keypoint_layouts as layouts
 from magicpose.poses.fill import fill_missing
 from magicpose.poses.types import NUM_BODY, NUM_FACE, NUM_HAND, Pose, PoseSequence
@@ -130,7 +130,7 @@ def _read_json(path: Path):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError:
-        raise InputError(f"pose file not found: {path}") from None
+        raise not_found(path, "pose file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"cannot read {path} as JSON ({error}); pass a pose sequence or OpenPose JSON") from None
 
@@ -256,7 +256,7 @@ def load_poses(
             return sequence
         files = [path]
     else:
-        raise InputError(f"pose file not found: {path}")
+        raise not_found(path, "pose file")
 
     poses, canvas = [], None
     for file in files:

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from magicpose.errors import InputError
+from magicpose.files import not_found
 from magicpose.interfaces.options import add_alignment_arguments, add_strict_argument, check_output, person_argument
 
 
@@ -54,7 +55,7 @@ def _detect(source: Path, detector, *, progress: bool = True, person: str | int 
     from magicpose.poses.types import PoseSequence
 
     if not source.exists():
-        raise InputError(f"input not found: {source}")
+        raise not_found(source, "input")
     if source.is_file() and media.is_image_path(source):
         image = media.read_image(source)
         pose = detector.detect_image(image)
