@@ -178,3 +178,15 @@ def test_pose_sequences_keep_loading_their_own_files(tmp_path):
     sequence = PoseSequence([standing_pose()] * 2, 512, 512, fps=30.0)
     save_poses(sequence, tmp_path / "p.json")
     assert load_poses(tmp_path / "p.json").found.tolist() == [True, True]
+
+
+def test_an_openpose_body_25_folder_drives_with_its_empty_frames_counted_as_filled(tmp_path):
+    from magicpose.workflows.animation import read_driving
+
+    named = _named_body()
+    for index in range(4):
+        people = [] if index == 2 else [{"pose_keypoints_2d": _flat(BODY_25_NAMES, named)}]
+        (tmp_path / f"v_{index:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": people}))
+    driving = read_driving(tmp_path, pose_size=(512, 512))
+    assert len(driving.poses) == 4 and driving.missing == 1 and driving.poses.found.tolist() == [1, 1, 0, 1]
+    np.testing.assert_array_equal(driving.poses[2].body, driving.poses[1].body)  # filled from its neighbours

@@ -138,7 +138,7 @@ def run_render(args) -> int:
     from magicpose import media
     from magicpose.poses.openpose_json import load_poses
 
-    args.output = check_output(args.output, "the preview", (".mp4",) + media.IMAGE_SUFFIXES, inputs=(args.poses,))
+    args.output = check_output(args.output, "-o", (".mp4",) + media.IMAGE_SUFFIXES, inputs=(args.poses,))
     sequence = load_poses(args.poses, size=args.size, fps=args.fps)
     write_skeleton(args.output, sequence, hands=not args.no_hands, face=not args.no_face)
     print(f"{args.output}: {len(sequence)} frames, {sequence.width}x{sequence.height}")
