@@ -53,3 +53,43 @@ def test_a_failed_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
         (folder / "b.json").write_text("2")
     assert sorted(p.name for p in target.iterdir()) == ["a.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_only_dead_writers_temporaries_are_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from magicpose.files import remove_stale_temporaries
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, live = int(ended.stdout), os.getppid()
+    names = {
+        f".out.mp4.{dead}.abcd_123.mp4": "removed",  # a killed run's
+        f".out.mp4.{live}.abcd_123.mp4": "kept",  # a run still writing
+        ".out.mp4.k3j4h5g6.mp4": "kept",  # an older version's, fresh: maybe still being written
+        ".out.mp4.zz9y8x7w.mp4": "removed",  # an older version's, unchanged for an hour
+        ".out.mp4.notes": "kept",  # the user's own
+        ".out.mp4.old.abcdefgh": "kept",  # a folder set aside mid-swap: the old output itself
+    }
+    for name in names:
+        (tmp_path / name).write_text("x")
+    os.utime(tmp_path / ".out.mp4.zz9y8x7w.mp4", (0, 0))
+    removed = remove_stale_temporaries(tmp_path / "out.mp4")
+    assert sorted(p.name for p in removed) == sorted(n for n, fate in names.items() if fate == "removed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, fate in names.items() if fate == "kept")
+
+
+def test_check_output_names_the_problem(tmp_path, monkeypatch):
+    from magicpose.files import check_output
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert check_output("~/a.mp4", "--out", (".mp4",)) == tmp_path / "a.mp4"
+    (tmp_path / "input.mp4").write_bytes(b"")
+    (tmp_path / "link.mp4").symlink_to("input.mp4")
+    with pytest.raises(InputError, match=r"link.mp4 \(a link to .*input.mp4\) would overwrite"):
+        check_output(tmp_path / "link.mp4", "--out", (".mp4",), inputs=(tmp_path / "input.mp4",))
+    (tmp_path / "d.mp4").mkdir()
+    (tmp_path / "to_folder.mp4").symlink_to("d.mp4")
+    with pytest.raises(InputError, match="is a folder"):
+        check_output(tmp_path / "to_folder.mp4", "--out", (".mp4",))

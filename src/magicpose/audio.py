@@ -19,6 +19,7 @@ import av
 import numpy as np
 
 from magicpose.errors import InputError
+from magicpose.files import not_found
 
 AAC_BIT_RATES = {1: 96_000, 2: 192_000}  # bits/s for mono and stereo: transparent for music with FFmpeg's AAC
 
@@ -49,7 +50,7 @@ def probe_audio(path: str | os.PathLike) -> AudioInfo | None:
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"audio file not found: {path}")
+        raise not_found(path, "audio file")
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:

@@ -1,5 +1,8 @@
 """Errors that are the user's to fix: the CLI prints them without a traceback and exits non-zero."""
 
+# Set to 1 (or pass --debug) to see the traceback of a handled failure, and the pose detector's native logs.
+DEBUG_VARIABLE = "MAGICPOSE_DEBUG"
+
 
 class InputError(ValueError):
     """Bad input (a file, an option, a weight folder). The message names the problem and the fix."""

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from magicpose.audio import AudioCut, Soundtrack
 from magicpose.errors import DamagedMediaWarning, InputError
-from magicpose.files import atomic_path
+from magicpose.files import atomic_path, not_found
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v", ".gif")
@@ -63,7 +63,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"image not found: {path}")
+        raise not_found(path, "image")
     try:
         with Image.open(path) as image:
             image.load()
@@ -118,7 +118,7 @@ class VideoReader:
             self.frame_count: int | None = len(self._files)
             return
         if not self.path.is_file():
-            raise InputError(f"video not found: {self.path}")
+            raise not_found(self.path, "video")
         self._files = None
 
         try:

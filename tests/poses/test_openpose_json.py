@@ -62,14 +62,15 @@ def test_folder_of_openpose_frames_in_natural_order(tmp_path):
     sequence = load_poses(tmp_path, size=(512, 512), fps=12)
     assert sequence.fps == 12 and len(sequence) == 4
     assert sequence.found.tolist() == [True, True, False, True]
-    noses = [frame.body[0, 0] for frame in sequence.frames if frame.has("body")]
-    assert noses == [pose.body[0, 0] + 1, pose.body[0, 0] + 2, pose.body[0, 0] + 10]
+    noses = [frame.body[0, 0] for frame in sequence.frames]
+    # the frame with nobody is filled halfway between its neighbours (frames 2 and 10)
+    assert noses == [pose.body[0, 0] + 1, pose.body[0, 0] + 2, pose.body[0, 0] + 6, pose.body[0, 0] + 10]
 
 
 def test_official_71_point_faces_are_accepted(tmp_path):
     person = pose_to_person(standing_pose())
     person["face_keypoints_2d"] = person["face_keypoints_2d"] + [1.0, 2.0, 0.5]
-    (tmp_path / "frame.json").write_text(json.dumps({"people": [person], "canvas_width": 64, "canvas_height": 64}))
+    (tmp_path / "frame.json").write_text(json.dumps({"people": [person], "canvas_width": 512, "canvas_height": 512}))
     assert load_poses(tmp_path / "frame.json")[0].face.shape == (70, 3)
 
 
@@ -78,9 +79,12 @@ def test_official_71_point_faces_are_accepted(tmp_path):
     [
         ("{not json", "cannot read"),
         ('{"frames": []}', "no 'people' list"),
-        ('{"people": [{"pose_keypoints_2d": [1, 2]}]}', "18 finite"),
+        ('{"people": [{"pose_keypoints_2d": [1, 2]}]}', "25 \\(BODY_25\\)"),
         ('{"format": "magicpose.poses", "version": 99}', "version"),
-        ('{"format": "magicpose.poses", "version": 1, "fps": 30, "width": 8, "height": 8, "frames": []}', "no frames"),
+        (
+            '{"format": "magicpose.poses", "version": 1, "fps": 30, "width": 8, "height": 8, "frames": []}',
+            "at least one frame",
+        ),
     ],
 )
 def test_bad_files_are_input_errors(tmp_path, content, message):

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from magicpose.evaluation.adaface import FACE_SIZE, IRBackbone
+from magicpose.poses.native_logs import quietly
 
 # insightface's ArcFace 5-point template for 112x112 crops
 # (left eye, right eye, nose, mouth corners, in image x order).
@@ -72,6 +73,7 @@ def adaface_input(faces: list[np.ndarray]) -> torch.Tensor:
 class FaceAligner:
     """mediapipe FaceMesh on single images; ``__call__`` returns the aligned face or None."""
 
+    @quietly
     def __init__(self, min_detection_confidence: float = 0.5):
         import mediapipe as mp
 
@@ -82,6 +84,7 @@ class FaceAligner:
             min_detection_confidence=min_detection_confidence,
         )
 
+    @quietly
     def landmarks(self, frame: np.ndarray) -> np.ndarray | None:
         result = self._mesh.process(np.ascontiguousarray(frame))
         if not result.multi_face_landmarks:
@@ -94,6 +97,7 @@ class FaceAligner:
         landmarks = self.landmarks(frame)
         return None if landmarks is None else align_face(frame, five_points(landmarks))
 
+    @quietly
     def close(self) -> None:
         self._mesh.close()
 

@@ -8,6 +8,7 @@ A subcommand is listed here only once it works.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import os
@@ -15,9 +16,7 @@ import signal
 import sys
 import warnings
 
-from magicpose.errors import DamagedMediaWarning, InputError
-
-DEBUG_VARIABLE = "MAGICPOSE_DEBUG"  # set to 1 (or pass --debug) to see the traceback of a handled failure
+from magicpose.errors import DEBUG_VARIABLE, DamagedMediaWarning, InputError
 
 COMMANDS = [
     "demo",
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     debug = args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     try:
-        with terminate_as_interrupt(), warnings.catch_warnings():
+        with terminate_as_interrupt(), warnings.catch_warnings(), debug_variable(args.debug):
             warnings.showwarning = one_line_warnings(args.command)
             if getattr(args, "strict", False):
                 warnings.simplefilter("error", DamagedMediaWarning)
@@ -81,6 +80,21 @@ def main(argv: list[str] | None = None) -> int:
         signal_number = interrupt.args[0] if interrupt.args else signal.SIGINT
         print(f"magicpose {args.command}: interrupted; nothing half-written was left", file=sys.stderr)
         return 128 + int(signal_number)
+
+
+@contextlib.contextmanager
+def debug_variable(debug: bool):
+    """--debug as MAGICPOSE_DEBUG=1 for the run, so that the library (the detector's native logs) sees it."""
+    previous = os.environ.get(DEBUG_VARIABLE)
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"
+    try:
+        yield
+    finally:
+        if debug and previous is None:
+            os.environ.pop(DEBUG_VARIABLE, None)
+        elif debug:
+            os.environ[DEBUG_VARIABLE] = previous
 
 
 class terminate_as_interrupt:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import tempfile
-from pathlib import Path
 
 from magicpose.errors import InputError
+from magicpose.files import check_output  # noqa: F401 (the commands' import; its home is magicpose.files)
 from magicpose.pipelines.recipe import check_recipe
 
 # magicpose.pipelines.schedulers.SCHEDULERS' names (tested equal), here so that --help need not import diffusers
@@ -192,45 +191,6 @@ def sampling_overrides(args: argparse.Namespace) -> dict:
     if args.frame_chunk < 1:
         raise InputError(f"--frame-chunk must be at least 1, got {args.frame_chunk}")
     return {key: value for key, value in overrides.items() if value is not None}
-
-
-def check_output(
-    path: str | os.PathLike, option: str, suffixes: tuple[str, ...] = (), inputs: tuple = (), folder: bool = False
-) -> Path:
-    """Refuse, before any work, an output that could not be written whole or would destroy an input.
-
-    `inputs` are the command's input files and folders: an output may be none of them. The nearest existing
-    folder above the output must take a new file (tried for real: a permission check says yes to root even
-    on /proc).
-    """
-    path = Path(path)
-    if suffixes and path.suffix.lower() not in suffixes:
-        raise InputError(f"{option} must end in {' or '.join(suffixes)}, got {path}")
-    if path.is_dir() and not folder:
-        raise InputError(
-            f"{option} {path} is a folder; give a file name, e.g. {path / ('out' + (suffixes or ('',))[0])}"
-        )
-    if path.exists() and folder and not path.is_dir():
-        raise InputError(f"{option} {path} is a file; give a folder")
-    target = path.resolve()
-    for item in inputs:
-        if item is None:
-            continue
-        if target == Path(item).resolve():
-            raise InputError(f"{option} {path} is also an input ({item}); write the output somewhere else")
-    parent = target.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InputError(f"{option} {path}: {parent} is a file, not a folder")
-    try:
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".magicpose-probe-"):
-            pass
-    except OSError as error:
-        raise InputError(
-            f"{option} {path}: cannot write in {parent} ({error.strerror}); choose a writable place"
-        ) from None
-    return path
 
 
 def positive_number(text: str) -> float:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from magicpose.errors import InputError
 from magicpose.poses.fill import DEFAULT_MAX_INTERPOLATION_GAP, fill_missing
 from magicpose.poses.mediapipe_mapping import HolisticLandmarks, holistic_to_pose
+from magicpose.poses.native_logs import quietly
 from magicpose.poses.tracking import (
     Candidate,
     PedestrianFinder,
@@ -121,6 +122,7 @@ class PoseDetector:
         landmarks = HolisticLandmarks.from_results(model.process(rgb), width, height)
         return holistic_to_pose(landmarks, width, height, self.min_visibility)
 
+    @quietly
     def detect_image(self, rgb: np.ndarray) -> Pose | None:
         """The pose of the (main) person in one RGB uint8 image, or None if nobody is found."""
         rgb = _check_frame(rgb)
@@ -128,6 +130,7 @@ class PoseDetector:
             self._image_model = self._new_model(static_image_mode=True)
         return self._pose(self._image_model, rgb)
 
+    @quietly
     def detect_frames(
         self, frames: Iterable[np.ndarray], *, progress: bool = False, total: int | None = None
     ) -> list[Pose | None]:
@@ -286,6 +289,7 @@ class PoseDetector:
                 whole.close()
         return poses, person_record(choice, mode, first, first_count, max(tracker.people_seen, first_count), boxes)
 
+    @quietly
     def detect_video(
         self,
         source: str | os.PathLike | Sequence[np.ndarray],
@@ -332,6 +336,7 @@ class PoseDetector:
         # Decoded frames may be rotated upright from the container's size; trust the pixels.
         return PoseSequence(filled, size[0], size[1], rate, found, person=record)
 
+    @quietly
     def close(self) -> None:
         if self._image_model is not None:
             self._image_model.close()

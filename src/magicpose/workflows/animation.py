@@ -22,6 +22,7 @@ import torch
 
 from magicpose.audio import AudioCut, probe_audio
 from magicpose.errors import InputError
+from magicpose.files import is_url, not_found
 from magicpose.media import DEFAULT_FOLDER_FPS, VideoReader, is_image_path, read_image
 from magicpose.poses.align import align_pose_sequence, check_manual_alignment
 from magicpose.poses.detect import PoseDetector, detector_for_smoothing
@@ -111,6 +112,8 @@ def read_driving(
     canvas of OpenPose files that record none; without it, it is inferred from the keypoints, with a warning."""
     driving = Path(driving)
     if not driving.exists():
+        if is_url(driving):
+            raise not_found(driving, "driving input")
         raise InputError(f"driving input {driving} does not exist; pass a video, an image folder or a poses.json")
     if not (math.isfinite(start) and start >= 0):
         raise InputError(f"--start must be a number of seconds >= 0, got {start}")

@@ -29,6 +29,7 @@ from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from magicpose.errors import InputError
+from magicpose.files import check_output
 from magicpose.workflows.report import JobResult
 
 REQUIRED = ("reference", "driving", "out")
@@ -204,7 +205,7 @@ def read_jobs(
         grid = overrides.get("grid") if overrides.get("grid") is not None else bool(defaults.get("grid"))
         overrides = {key: value for key, value in overrides.items() if value is not None}
         jobs.append(Job(index, where, *(paths[key] for key in REQUIRED), grid, overrides, bad))
-    errors += clashes(jobs)
+    errors += clashes(jobs, path)
     if not jobs and not errors:
         errors.append("it holds no jobs")
     if errors:
@@ -212,9 +213,10 @@ def read_jobs(
     return jobs
 
 
-def clashes(jobs: list[Job]) -> list[str]:
-    """An output written twice, or over an input of any job."""
-    inputs = {}
+def clashes(jobs: list[Job], jobs_file: Path) -> list[str]:
+    """An output written twice, over an input of any job or the jobs file, or that could not be written
+    (`magicpose.files.check_output`: a folder, write-protected, in a folder that takes no file)."""
+    inputs = {jobs_file.resolve(): "the jobs file"}
     for job in jobs:
         for key in ("reference", "driving"):
             inputs.setdefault(getattr(job, key).resolve(), f"job {job.index}'s {key}")
@@ -222,6 +224,11 @@ def clashes(jobs: list[Job]) -> list[str]:
     for job in jobs:
         for output in job.outputs:
             resolved = output.resolve()
+            try:
+                check_output(output, "the output", (".mp4",))
+            except InputError as error:
+                errors.append(f"{job.label}: {error}")
+                continue
             if resolved in inputs:
                 errors.append(f"{job.label}: the output {output} is {inputs[resolved]}; choose another out")
             elif resolved in owners:

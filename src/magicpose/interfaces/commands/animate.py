@@ -246,8 +246,6 @@ def run_jobs_file(args: argparse.Namespace) -> int:
 
     if args.out:
         raise InputError("--out is per job with --jobs: give each job its own out in the jobs file")
-    if args.report and Path(args.report).suffix.lower() != ".json":
-        raise InputError(f"--report must end in .json, got {args.report}")
     sampling_overrides(args)  # a bad command-line value stops everything, before any work
     job_list = workflow.read_jobs(
         args.jobs,
@@ -255,7 +253,12 @@ def run_jobs_file(args: argparse.Namespace) -> int:
         option_actions(add_model_arguments),
         defaults={"reference": args.reference, "driving": args.driving, "grid": args.grid},
     )
-    report = Path(args.report) if args.report else reporting.default_report_path(args.jobs)
+    report = check_output(
+        args.report or reporting.default_report_path(args.jobs),
+        "--report",
+        (".json",),
+        inputs=(args.jobs, *(path for job in job_list for path in (job.reference, job.driving, *job.outputs))),
+    )
     pending, skipped = workflow.plan(job_list, force=args.force)
     processes = workflow.processes(
         cpu=args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available())

@@ -112,7 +112,7 @@ def run_prepare_puppet(args: argparse.Namespace) -> int:
 def run_prepare_videos(args: argparse.Namespace) -> int:
     from magicpose.data.importer import import_videos
 
-    check_output(args.out, "the dataset folder", inputs=(args.source,), folder=True)
+    args.out = check_output(args.out, "the dataset folder", inputs=(args.source,), folder=True)
     failed = []
     folders = import_videos(args.source, args.out, max_side=args.max_side, split=args.split, failed=failed)
     print(f"{len(folders)} videos in {args.out}")

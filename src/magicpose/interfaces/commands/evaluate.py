@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     if args.json:
-        check_output(args.json, "--json", (".json",), inputs=(args.generated, args.ground_truth))
+        args.json = check_output(args.json, "--json", (".json",), inputs=(args.generated, args.ground_truth))
     videos, pairing_warnings = pair_frames(args.generated, args.ground_truth)
     metrics, skip_warnings = choose_metrics(args.metrics, args.weights_dir)
     for warning in pairing_warnings + skip_warnings:

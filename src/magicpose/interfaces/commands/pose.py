@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from magicpose.errors import InputError
+from magicpose.files import not_found
 from magicpose.interfaces.options import add_alignment_arguments, add_strict_argument, check_output, person_argument
 
 
@@ -54,7 +55,7 @@ def _detect(source: Path, detector, *, progress: bool = True, person: str | int 
     from magicpose.poses.types import PoseSequence
 
     if not source.exists():
-        raise InputError(f"input not found: {source}")
+        raise not_found(source, "input")
     if source.is_file() and media.is_image_path(source):
         image = media.read_image(source)
         pose = detector.detect_image(image)
@@ -104,11 +105,13 @@ def run_extract(args) -> int:
     from magicpose.poses.openpose_json import save_poses
     from magicpose.poses.smoothing import smooth_poses
 
-    check_output(args.output, "the pose file", (".json",), inputs=(args.input,))
+    args.output = check_output(args.output, "the pose file", (".json",), inputs=(args.input,))
     if args.preview is not None:
         from magicpose import media
 
-        check_output(args.preview, "the preview", (".mp4",) + media.IMAGE_SUFFIXES)
+        args.preview = check_output(
+            args.preview, "the preview", (".mp4",) + media.IMAGE_SUFFIXES, inputs=(args.input,)
+        )
     with detector_for_smoothing(
         args.smooth, min_visibility=args.min_visibility, refine_face=not args.no_iris
     ) as detector:
@@ -132,8 +135,10 @@ def run_extract(args) -> int:
 
 
 def run_render(args) -> int:
+    from magicpose import media
     from magicpose.poses.openpose_json import load_poses
 
+    args.output = check_output(args.output, "-o", (".mp4",) + media.IMAGE_SUFFIXES, inputs=(args.poses,))
     sequence = load_poses(args.poses, size=args.size, fps=args.fps)
     write_skeleton(args.output, sequence, hands=not args.no_hands, face=not args.no_face)
     print(f"{args.output}: {len(sequence)} frames, {sequence.width}x{sequence.height}")
@@ -145,7 +150,7 @@ def run_align(args) -> int:
     from magicpose.poses.align import align_pose_sequence
     from magicpose.poses.openpose_json import load_poses, save_poses
 
-    check_output(args.output, "the aligned pose file", (".json",), inputs=(args.poses, args.reference))
+    args.output = check_output(args.output, "the aligned pose file", (".json",), inputs=(args.poses, args.reference))
     driving = load_poses(args.poses, size=args.size)
     reference_path = args.reference
     if reference_path.suffix.lower() == ".json" or reference_path.is_dir():
