@@ -2,14 +2,18 @@
 
 A file's timeline starts at its first video frame (at its first sound when it has no pictures): the
 moment driving frame 0 shows, so a cut [start, start + frames / fps) stays in sync with the frames
-made from those driving frames. AAC is copied packet for packet, anything else encoded to AAC, both
-to the sample at the start (mp4 edit lists) and within a packet (about 21 ms) at the end.
-`media.VideoWriter(..., audio=AudioCut(...))` is the way in.
+made from those driving frames. Every stream keeps its place on that timeline: a sound that starts
+late (its stream's start offset, edit lists applied by FFmpeg's demuxers) or pauses is silent until it
+plays. AAC is copied packet for packet, anything else encoded to AAC, both to the sample at the start
+(mp4 edit lists) and within a packet (about 21 ms) at the end. A packet that does not decode is skipped
+(silence in its place, as ffmpeg plays it); `check_cut` says so, or that a track is unusable, before any
+work. `media.VideoWriter(..., audio=AudioCut(...))` is the way in.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,7 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from magicpose.errors import InputError
+from magicpose.errors import DamagedMediaWarning, InputError
 
 AAC_BIT_RATES = {1: 96_000, 2: 192_000}  # bits/s for mono and stereo: transparent for music with FFmpeg's AAC
 
@@ -72,6 +76,58 @@ def probe_audio(path: str | os.PathLike) -> AudioInfo | None:
         raise InputError(f"cannot read {path} ({error}); pass a video or audio file with sound") from None
 
 
+def check_cut(cut: AudioCut) -> AudioCut | None:
+    """`cut` if its sound can be used, else None with a warning (the result is then silent). Packets in the
+    cut that do not decode are counted in a warning: they will be silence. Decodes the cut, not the file."""
+    try:
+        with av.open(str(cut.path)) as container:
+            source = container.streams.audio[0]
+            begin = _origin(container) + max(float(cut.start), 0.0)
+            counts = {"damaged": 0}
+            decoded = 0
+            for frame in _decoded(container, source, begin, counts):
+                decoded += 1
+                if frame.time is not None and frame.time >= begin + max(float(cut.duration), 0.0):
+                    break
+    except (av.FFmpegError, IndexError, OSError) as error:
+        decoded, counts = 0, {"damaged": 0, "error": str(error)}
+    if not decoded:
+        reason = counts.get("error") or f"none of its packets after {cut.start:.2f} s decode"
+        warnings.warn(
+            DamagedMediaWarning(f"the sound of {cut.path} cannot be used ({reason}): the result is silent"),
+            stacklevel=2,
+        )
+        return None
+    if counts["damaged"]:
+        warnings.warn(
+            DamagedMediaWarning(
+                f"{cut.path}: {counts['damaged']} sound packet(s) do not decode and are skipped (silence in their "
+                "place, as ffmpeg plays them)"
+            ),
+            stacklevel=2,
+        )
+    return cut
+
+
+def _decoded(container, source, begin: float, counts: dict) -> Iterator:
+    """The audio frames of `source` from a second before `begin` (seconds in the container); a packet that
+    fails to decode is skipped and counted in counts["damaged"], as ffmpeg skips it."""
+    _seek(container, source, begin)
+    for packet in container.demux(source):
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            counts["damaged"] += 1
+            continue
+        yield from frames
+
+
+def _seek(container, source, begin: float) -> None:
+    """Start reading a second before `begin` (every audio packet is a key frame)."""
+    if begin > 1.0:
+        container.seek(int((begin - 1.0) / source.time_base), stream=source, backward=True)
+
+
 def _origin(container) -> float:
     """The timeline's 0, in the container's seconds."""
     stream = container.streams.video[0] if container.streams.video else container.streams.audio[0]
@@ -122,16 +178,11 @@ class Soundtrack:
             raise
         self._next = None
 
-    def _seek(self, source) -> None:
-        """Start reading a second before the cut (every audio packet is a key frame)."""
-        if self._begin > 1.0:
-            self._input.seek(int((self._begin - 1.0) / source.time_base), stream=source, backward=True)
-
     def _copy(self, source) -> Iterator[tuple[float, object]]:
         base = source.time_base
         begin, end = round(self._begin / base), round(self._end / base)
         default = max(round((source.codec_context.frame_size or 1024) / source.rate / base), 1)
-        self._seek(source)
+        _seek(self._input, source, self._begin)
         before = None  # the last packet ending at or before the cut: the decoder's pre-roll
         for packet in self._input.demux(source):
             if packet.size == 0 or packet.pts is None:
@@ -154,8 +205,7 @@ class Soundtrack:
 
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         first, last = round(self._begin * source.rate), round(self._end * source.rate)
-        self._seek(source)
-        written, position = 0, None
+        written, position, cursor = 0, None, first  # cursor: the next sample of the source the output needs
 
         def encoded(frames):
             nonlocal written
@@ -165,7 +215,7 @@ class Soundtrack:
                 for packet in self.stream.encode(frame):
                     yield float(packet.pts * packet.time_base), packet
 
-        for frame in self._input.decode(source):
+        for frame in _decoded(self._input, source, self._begin, {"damaged": 0}):
             start = position
             if frame.pts is not None:
                 stamped = round(frame.time * source.rate)
@@ -175,9 +225,12 @@ class Soundtrack:
             if start is None:
                 raise InputError(f"{self._input.name}: its sound carries no timestamps; convert it to AAC or WAV")
             position = start + frame.samples
-            low, high = max(start, first), min(position, last)
+            low, high = max(start, cursor), min(position, last)
             if high > low:
+                if low > cursor:  # the sound starts after the cut does, or pauses: silence until it plays
+                    yield from encoded(resampler.resample(_silence(frame, low - cursor)))
                 yield from encoded(resampler.resample(_samples(frame, low - start, high - start)))
+                cursor = high
             if position >= last:
                 break
         yield from encoded(resampler.resample(None))
@@ -200,6 +253,17 @@ class Soundtrack:
 
     def close(self) -> None:
         self._input.close()
+
+
+def _silence(like, count: int):
+    """`count` samples of silence in the format, layout and rate of the audio frame `like`."""
+    channels = len(like.layout.channels)
+    shape = (channels, count) if like.format.is_planar else (1, count * channels)
+    zero = 128 if like.format.name.startswith("u8") else 0  # unsigned 8-bit audio is silent at its middle
+    array = np.full(shape, zero, dtype=like.to_ndarray().dtype)
+    out = av.AudioFrame.from_ndarray(array, format=like.format.name, layout=like.layout.name)
+    out.sample_rate = like.sample_rate
+    return out
 
 
 def _samples(frame, start: int, stop: int):

@@ -1,7 +1,10 @@
 """Image and video I/O for the whole project: RGB uint8 arrays in, files out.
 
 Images go through Pillow, videos through PyAV (FFmpeg): mp4, mov, avi, webm, mkv and gif are
-decoded, and folders of images read as videos in natural order (frame2 before frame10).
+decoded, animated WebP through Pillow (FFmpeg has no decoder for it), and folders of images read as
+videos in natural order (frame2 before frame10). A video's frames have the times its container gives
+them (`VideoReader.times`): GIF and WebP delays, variable frame rates; `constant_rate_frames` puts them
+on a constant-rate clock.
 Videos are written as H.264 mp4 in yuv420p, the one combination every player accepts; yuv420p
 needs even sizes, so odd frames are padded by one replicated edge pixel.
 An mp4 can carry a cut of another file's sound (`magicpose.audio`).
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from magicpose.audio import AudioCut, Soundtrack
 from magicpose.errors import DamagedMediaWarning, InputError
@@ -40,6 +43,15 @@ def is_image_path(path: str | os.PathLike) -> bool:
 
 def is_video_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def is_animated_image(path: str | os.PathLike) -> bool:
+    """An image file with more than one frame (an animated WebP, PNG or GIF): a video, not a photo."""
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "n_frames", 1) > 1
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False
 
 
 def _to_rgb(image: Image.Image, where: str) -> np.ndarray:
@@ -94,11 +106,25 @@ def image_folder_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(files, key=_natural_key)
 
 
+def _loaded(image: Image.Image) -> Image.Image:
+    image.load()  # an animation frame's delay is known once it is decoded
+    return image
+
+
+def _slack(tick: float) -> float:
+    """How far a frame may sit from a constant-rate clock and still be on it: timestamp rounding (GIF's 10 ms,
+    Matroska's 1 ms) is not a variable rate."""
+    return max(2 * tick, 0.005)
+
+
 class VideoReader:
     """Frames of a video file or an image folder, decoded one at a time.
 
     `fps`, `width`, `height` and `frame_count` (from the container, None when unknown) are known
-    on opening, so a caller can size a progress bar before decoding. Iterating (once) yields
+    on opening, so a caller can size a progress bar before decoding. `times` are the frames' presentation
+    times in seconds from the timeline's 0 (the video stream's start, as `magicpose.audio` counts), `end`
+    when the last one stops (both None when the container has no timestamps). `variable` says the times
+    follow no constant rate; `fps` is then their typical rate. Iterating (once) yields
     (H, W, 3) uint8 RGB arrays, rotated upright when the file carries a display rotation (phone
     videos). An empty, missing or undecodable file raises InputError on opening.
     """
@@ -106,6 +132,11 @@ class VideoReader:
     def __init__(self, path: str | os.PathLike, *, folder_fps: float = DEFAULT_FOLDER_FPS):
         self.path = Path(path)
         self._container = None
+        self._files = None
+        self._animated = False
+        self.times: np.ndarray | None = None
+        self.end: float | None = None
+        self.variable = False
         if self.path.is_dir():
             self._files = image_folder_files(self.path)
             if not self._files:
@@ -116,10 +147,13 @@ class VideoReader:
             self.height, self.width = first.shape[:2]
             self.fps = float(folder_fps)
             self.frame_count: int | None = len(self._files)
+            self.times, self.end = np.arange(self.frame_count) / self.fps, self.frame_count / self.fps
             return
         if not self.path.is_file():
             raise InputError(f"video not found: {self.path}")
-        self._files = None
+        if self.path.suffix.lower() in IMAGE_SUFFIXES and is_animated_image(self.path):
+            self._open_animation()
+            return
 
         try:
             self._container = av.open(str(self.path))
@@ -128,6 +162,7 @@ class VideoReader:
                     f"{self.path} has no video stream (or no frames); pass a video with at least one frame"
                 )
             stream = self._container.streams.video[0]
+            stamps = self._timestamps(stream)
         except av.FFmpegError as error:
             self.close()
             raise InputError(
@@ -141,6 +176,8 @@ class VideoReader:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self.fps = float(rate) if rate else DEFAULT_FOLDER_FPS
         self.frame_count = stream.frames or None
+        if stamps is not None:
+            self._place(*stamps, typical=[float(r) for r in (stream.guessed_rate, stream.base_rate) if r])
         # Decode the first frame now: it gives the upright size (after display rotation) and
         # turns an empty or undecodable file into an error before any work starts.
         self._decoded = self._decode()
@@ -153,6 +190,66 @@ class VideoReader:
             self.close()
             raise InputError(f"{self.path} contains no frames; pass a video with at least one frame")
         self.height, self.width = self._first.shape[:2]
+
+    def _timestamps(self, stream) -> tuple[np.ndarray, float, float] | None:
+        """(presentation times, the last frame's duration, the clock's tick) from the packets, in seconds;
+        None when the container has no timestamps. Packets an edit list cuts away are not frames."""
+        stamps = []
+        with av.open(str(self.path)) as container:
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size == 0 or packet.is_discard:
+                    continue
+                if packet.pts is None:
+                    return None
+                stamps.append((packet.pts, packet.duration or 0))
+        if not stamps:
+            return None
+        stamps.sort()  # decoding order to presentation order
+        origin = stream.start_time if stream.start_time is not None else stamps[0][0]
+        base = stream.time_base  # multiplied before dividing: frame 6 of 15 fps is 0.4 s, not 0.39999999999999997
+        times = (np.array([pts for pts, _ in stamps], dtype=np.float64) - origin) * base.numerator / base.denominator
+        return times, float(stamps[-1][1] * base), float(base)
+
+    def _open_animation(self) -> None:
+        """An animated image (WebP, PNG): Pillow decodes it, each frame shown for its own delay."""
+        try:
+            with Image.open(self.path) as image:
+                self.width, self.height = image.size
+                delays = [_loaded(frame).info.get("duration") or 0 for frame in ImageSequence.Iterator(image)]
+        except (OSError, SyntaxError, ValueError) as error:
+            raise InputError(f"cannot read {self.path} as an animation ({error}); the file may be damaged") from None
+        if not any(delays):
+            delays = [100] * len(delays)  # no delays at all: 10 frames a second, as browsers show it
+        seconds = np.array(delays, dtype=np.float64) / 1000
+        self._animated = True
+        self.frame_count = len(delays)
+        self.fps = len(delays) / seconds.sum()
+        self._place(np.concatenate([[0.0], np.cumsum(seconds[:-1])]), seconds[-1], 0.001, typical=[])
+
+    def _place(self, times: np.ndarray, last: float, tick: float, typical: list[float]) -> None:
+        """Set `times`, `end`, `frame_count`, `variable`, and `fps`: the container's rate where the frames
+        follow it, else the rate they do follow, else (variable) their typical rate."""
+        count, slack = len(times), _slack(tick)
+        steps = np.arange(count)
+
+        def follows(rate: float) -> bool:
+            return rate > 0 and bool(np.abs(times - times[0] - steps / rate).max() <= slack)
+
+        span = times[-1] - times[0]
+        if count > 1 and not follows(self.fps):
+            if span > 0 and follows((count - 1) / span):
+                self.fps = (count - 1) / span
+            else:
+                # Variable: a rate as fast as all but the briefest frames (a tenth), so few are dropped,
+                # the container's own when it is that one, and no faster than 60 fps unless most frames are.
+                intervals = np.diff(times)
+                intervals = intervals[intervals > 0]
+                fast, usual = 1 / float(np.quantile(intervals, 0.1)), 1 / float(np.median(intervals))
+                fast = min(fast, max(60.0, usual))
+                self.fps = next((rate for rate in typical if abs(rate - fast) <= 0.01 * fast), fast)
+                self.variable = True
+        self.times, self.frame_count = times, count
+        self.end = float(times[-1] + (last if last > 0 else 1 / self.fps))
 
     def __enter__(self) -> VideoReader:
         return self
@@ -174,6 +271,11 @@ class VideoReader:
                         f"{file} is {frame.shape[1]}x{frame.shape[0]}, other frames are {self.width}x{self.height}"
                     )
                 yield frame
+            return
+        if self._animated:
+            with Image.open(self.path) as image:
+                for frame in ImageSequence.Iterator(image):
+                    yield _to_rgb(frame, str(self.path))
             return
         if self._first is None:
             raise RuntimeError("a VideoReader can be iterated only once")
@@ -214,6 +316,16 @@ def read_video(path: str | os.PathLike, *, folder_fps: float = DEFAULT_FOLDER_FP
     if not frames:
         raise InputError(f"{path} contains no frames; pass a video with at least one frame")
     return frames, fps
+
+
+def constant_rate_frames(times: np.ndarray, end: float, fps: float, start: float = 0.0, count: int | None = None):
+    """The frame to show at each tick of a constant `fps` clock from `start` to `end` (seconds; at most
+    `count` ticks): each frame starts on the tick nearest its time, within half a tick of its place against
+    the sound. A frame shorter than a tick may be dropped, one longer repeated."""
+    ticks = max(int(np.ceil((end - start) * fps - 1e-6)), 1)
+    clock = start + np.arange(ticks if count is None else min(ticks, count)) / fps
+    shown = np.searchsorted(np.asarray(times, dtype=np.float64), clock + 0.5 / fps + 1e-9, side="right") - 1
+    return shown.clip(0, len(times) - 1).tolist()
 
 
 def _even(frame: np.ndarray) -> np.ndarray:
@@ -272,15 +384,34 @@ class VideoWriter:
             self._stream.pix_fmt = "yuv420p"
             self._stream.options = {"crf": str(self.crf)}
             if self.audio is not None:  # every stream is declared before the first packet
-                self._sound = Soundtrack(self.audio, self._container)
-                self.audio_copied = self._sound.copied
+                try:
+                    self._sound = Soundtrack(self.audio, self._container)
+                    self.audio_copied = self._sound.copied
+                except (InputError, av.FFmpegError) as error:
+                    self._sound_lost(error)
         elif frame.shape[:2] != self._size:
             raise ValueError(f"all frames must have one size: got {frame.shape[:2]} after {self._size}")
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
             self._container.mux(packet)
         self.frames_written += 1
-        if self._sound is not None:
-            self._sound.mux_until(self.frames_written / self.rate)
+        self._mux_sound(self.frames_written / self.rate)
+
+    def _mux_sound(self, seconds: float | None) -> None:
+        if self._sound is None:
+            return
+        try:
+            self._sound.mux_until(seconds)
+        except (InputError, av.FFmpegError) as error:  # the pictures are worth keeping without their sound
+            self._sound.close()
+            self._sound = None
+            self._sound_lost(error, started=True)
+
+    def _sound_lost(self, error: Exception, started: bool = False) -> None:
+        after = "the sound up to there, silence after" if started else "no sound"
+        warnings.warn(
+            DamagedMediaWarning(f"the sound of {self.audio.path} cannot be used ({error}): {self.path} has {after}"),
+            stacklevel=3,
+        )
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         error = exc
@@ -290,8 +421,7 @@ class VideoWriter:
             if error is None:
                 for packet in self._stream.encode():  # flush the encoder's delayed frames
                     self._container.mux(packet)
-                if self._sound is not None:
-                    self._sound.mux_until(None)
+                self._mux_sound(None)
         except Exception as flush_error:  # noqa: BLE001 - re-raised below after cleanup
             error = flush_error
         finally:
