@@ -141,10 +141,11 @@ def _copyable(stream) -> bool:
 class Soundtrack:
     """An `AudioCut` as a stream of an output container, muxed as the video advances.
 
-    AAC is copied packet for packet: the packet before the cut goes along (the decoder needs it to
-    rebuild the first one), and timestamps start at the cut, so the mp4 edit list hides everything
-    before it and playback starts at the cut to the sample. Other codecs are decoded, cut to the
-    sample and encoded as AAC (resampled when AAC lacks the rate, mixed down to stereo beyond two channels).
+    AAC that plays from the cut's start is copied packet for packet: the packet before the cut goes
+    along (the decoder needs it to rebuild the first one), and timestamps start at the cut, so the mp4
+    edit list hides everything before it and playback starts at the cut to the sample. Other codecs
+    are decoded, cut to the sample and encoded as AAC (resampled when AAC lacks the rate, mixed down
+    to stereo beyond two channels).
     """
 
     def __init__(self, cut: AudioCut, output):
@@ -160,7 +161,10 @@ class Soundtrack:
             source = self._input.streams.audio[0]
             self._begin = _origin(self._input) + max(float(cut.start), 0.0)
             self._end = self._begin + max(float(cut.duration), 0.0)
-            self.copied = _copyable(source)
+            # A sound that starts after the cut is encoded too: silence before it is then real samples, not an
+            # empty edit in the mp4 that some players skip, and the track is as long as the pictures.
+            late = source.start_time is not None and float(source.start_time * source.time_base) > self._begin + 0.001
+            self.copied = _copyable(source) and not late
             if self.copied:
                 self.stream = output.add_stream_from_template(source)
                 self._packets = self._copy(source)
