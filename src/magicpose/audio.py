@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -46,6 +46,7 @@ class AudioCut:
     path: Path
     start: float
     duration: float
+    checked: bool = False  # `check_cut` has decoded it (and said what was wrong)
 
 
 def probe_audio(path: str | os.PathLike) -> AudioInfo | None:
@@ -77,10 +78,13 @@ def probe_audio(path: str | os.PathLike) -> AudioInfo | None:
 
 
 def check_cut(cut: AudioCut) -> AudioCut | None:
-    """`cut` if its sound can be used, else None with a warning (the result is then silent). Packets in the
-    cut that do not decode are counted in a warning: they will be silence. Decodes the cut, not the file."""
+    """`cut` if its sound can be used, else (no sound, or more damaged packets than good ones) None with a
+    warning: the result is then silent. Damaged packets in the cut are counted in a warning: they will be
+    silence. Decodes the cut, not the whole file."""
     try:
         with av.open(str(cut.path)) as container:
+            if not container.streams.audio:
+                raise InputError("it has no audio stream")
             source = container.streams.audio[0]
             begin = _origin(container) + max(float(cut.start), 0.0)
             counts = {"damaged": 0}
@@ -89,10 +93,10 @@ def check_cut(cut: AudioCut) -> AudioCut | None:
                 decoded += 1
                 if frame.time is not None and frame.time >= begin + max(float(cut.duration), 0.0):
                     break
-    except (av.FFmpegError, IndexError, OSError) as error:
+    except (av.FFmpegError, InputError, OSError) as error:
         decoded, counts = 0, {"damaged": 0, "error": str(error)}
-    if not decoded:
-        reason = counts.get("error") or f"none of its packets after {cut.start:.2f} s decode"
+    if decoded <= counts["damaged"]:  # nothing, or mostly noise from damaged packets
+        reason = counts.get("error") or f"{counts['damaged']} of its packets after {cut.start:.2f} s do not decode"
         warnings.warn(
             DamagedMediaWarning(f"the sound of {cut.path} cannot be used ({reason}): the result is silent"),
             stacklevel=2,
@@ -106,20 +110,26 @@ def check_cut(cut: AudioCut) -> AudioCut | None:
             ),
             stacklevel=2,
         )
-    return cut
+    return replace(cut, checked=True)
 
 
 def _decoded(container, source, begin: float, counts: dict) -> Iterator:
     """The audio frames of `source` from a second before `begin` (seconds in the container); a packet that
-    fails to decode is skipped and counted in counts["damaged"], as ffmpeg skips it."""
+    fails to decode, or decodes as another rate or layout, is skipped and counted in counts["damaged"]."""
     _seek(container, source, begin)
+    shape = None  # (rate, layout) of the stream: a damaged packet can decode as a frame of another
     for packet in container.demux(source):
         try:
             frames = packet.decode()
         except av.FFmpegError:
             counts["damaged"] += 1
             continue
-        yield from frames
+        for frame in frames:
+            shape = shape or (source.rate or frame.sample_rate, frame.layout.name)
+            if (frame.sample_rate, frame.layout.name) != shape:
+                counts["damaged"] += 1
+                continue
+            yield frame
 
 
 def _seek(container, source, begin: float) -> None:

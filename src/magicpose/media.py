@@ -24,7 +24,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-from magicpose.audio import AudioCut, Soundtrack
+from magicpose.audio import AudioCut, Soundtrack, check_cut
 from magicpose.errors import DamagedMediaWarning, InputError
 from magicpose.files import atomic_path
 
@@ -176,8 +176,8 @@ class VideoReader:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self.fps = float(rate) if rate else DEFAULT_FOLDER_FPS
         self.frame_count = stream.frames or None
-        if stamps is not None:
-            self._place(*stamps, typical=[float(r) for r in (stream.guessed_rate, stream.base_rate) if r])
+        if stamps is not None:  # the stream's nominal rate first: exact (30000/1001) where a clock in ms is not
+            self._place(*stamps, rates=[float(r) for r in (stream.guessed_rate, rate, stream.base_rate) if r])
         # Decode the first frame now: it gives the upright size (after display rotation) and
         # turns an empty or undecodable file into an error before any work starts.
         self._decoded = self._decode()
@@ -224,11 +224,11 @@ class VideoReader:
         self._animated = True
         self.frame_count = len(delays)
         self.fps = len(delays) / seconds.sum()
-        self._place(np.concatenate([[0.0], np.cumsum(seconds[:-1])]), seconds[-1], 0.001, typical=[])
+        self._place(np.concatenate([[0.0], np.cumsum(seconds[:-1])]), seconds[-1], 0.001, rates=[self.fps])
 
-    def _place(self, times: np.ndarray, last: float, tick: float, typical: list[float]) -> None:
-        """Set `times`, `end`, `frame_count`, `variable`, and `fps`: the container's rate where the frames
-        follow it, else the rate they do follow, else (variable) their typical rate."""
+    def _place(self, times: np.ndarray, last: float, tick: float, rates: list[float]) -> None:
+        """Set `times`, `end`, `frame_count`, `variable`, and `fps`: the first of the container's `rates` the
+        frames follow, else the rate they do follow, else (variable) their typical rate."""
         count, slack = len(times), _slack(tick)
         steps = np.arange(count)
 
@@ -236,17 +236,19 @@ class VideoReader:
             return rate > 0 and bool(np.abs(times - times[0] - steps / rate).max() <= slack)
 
         span = times[-1] - times[0]
-        if count > 1 and not follows(self.fps):
-            if span > 0 and follows((count - 1) / span):
-                self.fps = (count - 1) / span
+        if count > 1:
+            fitted = [(count - 1) / span] if span > 0 else []
+            rate = next((rate for rate in rates + fitted if follows(rate)), None)
+            if rate is not None:
+                self.fps = rate
             else:
                 # Variable: a rate as fast as all but the briefest frames (a tenth), so few are dropped,
                 # the container's own when it is that one, and no faster than 60 fps unless most frames are.
                 intervals = np.diff(times)
-                intervals = intervals[intervals > 0]
+                intervals = intervals[intervals > 0] if (intervals > 0).any() else np.array([1 / self.fps])
                 fast, usual = 1 / float(np.quantile(intervals, 0.1)), 1 / float(np.median(intervals))
                 fast = min(fast, max(60.0, usual))
-                self.fps = next((rate for rate in typical if abs(rate - fast) <= 0.01 * fast), fast)
+                self.fps = next((rate for rate in rates if abs(rate - fast) <= 0.01 * fast), fast)
                 self.variable = True
         self.times, self.frame_count = times, count
         self.end = float(times[-1] + (last if last > 0 else 1 / self.fps))
@@ -355,7 +357,7 @@ class VideoWriter:
         self.path = Path(path)
         self.rate = frame_rate(fps)
         self.crf = crf
-        self.audio = audio
+        self.audio = audio if audio is None or audio.checked else check_cut(audio)  # None: unusable, silent
         self.audio_copied: bool | None = None
         self.frames_written = 0
         self._atomic = None
