@@ -42,18 +42,21 @@ def audio_frame(sound: np.ndarray, stream, pts: int):
     return frame
 
 
-def make_clip(path: Path, codec: str, seconds: float = 1.6, late: float = LATE, times=None) -> np.ndarray:
-    """A 32x32 clip (VP8 in WebM, H.264 elsewhere) whose sound starts `late` seconds after its first frame;
-    frames at `times` (seconds), 15 fps by default. Returns the sound on the clip's timeline."""
+def make_clip(path: Path, codec: str, seconds: float = 1.6, late: float = LATE, times=None, images=None):
+    """A clip (VP8 in WebM, H.264 elsewhere) of `images` (32x32 greys by default) whose sound starts `late`
+    seconds after its first frame; frames at `times` (seconds), 15 fps by default. Returns the sound on the
+    clip's timeline."""
     times = np.arange(round((seconds + late) * FPS)) / FPS if times is None else np.asarray(times)
+    images = images or [np.full((32, 32, 3), index * 8 % 256, np.uint8) for index in range(len(times))]
     sound = noise(seconds)
     with av.open(str(path), "w") as container:
         audio = container.add_stream(codec, rate=RATE, layout="stereo")  # every stream before the first packet
         video = container.add_stream("libvpx" if path.suffix == ".webm" else "libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        video.height, video.width = images[0].shape[:2]
+        video.pix_fmt = "yuv420p"
         video.codec_context.time_base = Fraction(1, 1000)
         for index, time in enumerate(times):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), index * 8 % 256, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(images[index % len(images)], format="rgb24")
             frame.pts, frame.time_base = round(time * 1000), Fraction(1, 1000)
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
@@ -225,3 +228,61 @@ def test_start_past_the_end_of_a_webm_says_so(tmp_path):
     make_clip(tmp_path / "clip.webm", "libopus", seconds=1.0, late=0.0)
     with pytest.raises(InputError, match=r"--start 60 s is past the end of .*clip.webm \(15 frames, 1.00 s\)"):
         read_driving(tmp_path / "clip.webm", start=60.0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def puppet(tmp_path_factory):
+    """A tiny model and 24 frames of a puppet dancing."""
+    from magicpose.data.puppet.world import PuppetVideo, video_spec
+    from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
+    from tests.dummy_components import get_dummy_components
+
+    root = tmp_path_factory.mktemp("real_media")
+    MagicPosePipeline(**get_dummy_components()).save_pretrained(root / "model")
+    video = PuppetVideo(video_spec("test", 1, num_frames=24, framing="full"))
+    return root, [video.frame(index).image for index in range(24)]
+
+
+def animate(root: Path, driving: Path, *extra) -> int:
+    from magicpose.interfaces.cli import main
+    from tests.reference_data import reference_path
+
+    reference = str(reference_path("real_media", "astronaut.png"))
+    model = ["--model", str(root / "model"), "--steps", "1", "--size", "32"]
+    return main(
+        ["animate", "--reference", reference, "--driving", str(driving), "--out", str(root / "out.mp4")]
+        + [
+            *model,
+            *extra,
+        ]
+    )
+
+
+@pytest.mark.slow
+def test_animate_keeps_a_late_mp3_in_mkv_in_place_from_start(puppet, capsys):
+    root, images = puppet
+    timeline = make_clip(root / "camera.mkv", "libmp3lame", seconds=1.2, images=images)  # sound from 0.475 s
+    assert animate(root, root / "camera.mkv", "--start", "0.2", "--max-frames", "12") == 0
+    assert "12 frames at 15 fps" in capsys.readouterr().out
+    samples, audio_seconds, video_seconds = sound_of(root / "out.mp4")
+    assert video_seconds == pytest.approx(12 / FPS) and abs(audio_seconds - video_seconds) < 1 / FPS
+    assert np.abs(samples[: round((LATE - 0.2) * RATE) - SYNC]).max() < 1e-3
+    assert abs(lag(samples, timeline, 0.2, at=0.4)) <= SYNC
+
+
+@pytest.mark.slow
+def test_animate_puts_a_variable_frame_rate_on_a_constant_clock_and_says_so(puppet, capsys):
+    root, images = puppet
+    times = np.cumsum([0] + [1 / 15 if index % 4 else 0.2 for index in range(17)])  # 15 fps with stalls
+    timeline = make_clip(
+        root / "phone.mp4", "aac", seconds=float(times[-1]) + 0.1, late=0.0, times=times, images=images
+    )
+    assert animate(root, root / "phone.mp4") == 0
+    line = capsys.readouterr().out
+    with VideoReader(root / "phone.mp4") as reader:  # the last frame lasts as long as the container says
+        assert times[-1] + 1 / 15 - 0.002 <= reader.end <= times[-1] + 0.2
+        frames = int(np.ceil(reader.end * 15 - 1e-6))  # each stall held for three ticks
+    assert f"{frames} frames at 15 fps" in line and "variable frame rate" in line and f"{frames - 18} repeated" in line
+    samples, audio_seconds, video_seconds = sound_of(root / "out.mp4")
+    assert video_seconds == pytest.approx(frames / FPS) and abs(audio_seconds - video_seconds) < 1 / FPS
+    assert abs(lag(samples, timeline, 0.0, at=0.5)) <= SYNC

@@ -243,12 +243,12 @@ class VideoReader:
                 self.fps = rate
             else:
                 # Variable: a rate as fast as all but the briefest frames (a tenth), so few are dropped,
-                # the container's own when it is that one, and no faster than 60 fps unless most frames are.
+                # the container's own when it is near that, and no faster than 60 fps unless most frames are.
                 intervals = np.diff(times)
                 intervals = intervals[intervals > 0] if (intervals > 0).any() else np.array([1 / self.fps])
                 fast, usual = 1 / float(np.quantile(intervals, 0.1)), 1 / float(np.median(intervals))
                 fast = min(fast, max(60.0, usual))
-                self.fps = next((rate for rate in rates if abs(rate - fast) <= 0.01 * fast), fast)
+                self.fps = next((rate for rate in rates if abs(rate - fast) <= 0.03 * fast), fast)  # jitter
                 self.variable = True
         self.times, self.frame_count = times, count
         self.end = float(times[-1] + (last if last > 0 else 1 / self.fps))
