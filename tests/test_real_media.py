@@ -14,8 +14,9 @@ from PIL import Image
 
 from magicpose.audio import AudioCut
 from magicpose.errors import DamagedMediaWarning, InputError
-from magicpose.media import VideoReader, constant_rate_frames, is_animated_image, write_video
+from magicpose.media import VideoReader, is_animated_image, write_video
 from magicpose.poses.types import Pose, PoseSequence
+from magicpose.timing import constant_rate_frames
 from magicpose.workflows.animation import Driving, audio_cut, read_driving
 
 RATE, FPS, LATE = 48000, 15, 0.475  # the sound starts 0.475 s after the pictures, as in a camera's MOV

@@ -3,8 +3,7 @@
 Images go through Pillow, videos through PyAV (FFmpeg): mp4, mov, avi, webm, mkv and gif are
 decoded, animated WebP through Pillow (FFmpeg has no decoder for it), and folders of images read as
 videos in natural order (frame2 before frame10). A video's frames have the times its container gives
-them (`VideoReader.times`): GIF and WebP delays, variable frame rates; `constant_rate_frames` puts them
-on a constant-rate clock.
+them (`VideoReader.times`, from `magicpose.timing`): GIF and WebP delays, variable frame rates.
 Videos are written as H.264 mp4 in yuv420p, the one combination every player accepts; yuv420p
 needs even sizes, so odd frames are padded by one replicated edge pixel.
 An mp4 can carry a cut of another file's sound (`magicpose.audio`).
@@ -27,6 +26,7 @@ from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 from magicpose.audio import AudioCut, Soundtrack, check_cut
 from magicpose.errors import DamagedMediaWarning, InputError
 from magicpose.files import atomic_path
+from magicpose.timing import Clock, clock, packet_times
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v", ".gif")
@@ -111,12 +111,6 @@ def _loaded(image: Image.Image) -> Image.Image:
     return image
 
 
-def _slack(tick: float) -> float:
-    """How far a frame may sit from a constant-rate clock and still be on it: timestamp rounding (GIF's 10 ms,
-    Matroska's 1 ms) is not a variable rate."""
-    return max(2 * tick, 0.005)
-
-
 class VideoReader:
     """Frames of a video file or an image folder, decoded one at a time.
 
@@ -162,7 +156,7 @@ class VideoReader:
                     f"{self.path} has no video stream (or no frames); pass a video with at least one frame"
                 )
             stream = self._container.streams.video[0]
-            stamps = self._timestamps(stream)
+            stamps = packet_times(self.path)
         except av.FFmpegError as error:
             self.close()
             raise InputError(
@@ -177,7 +171,7 @@ class VideoReader:
         self.fps = float(rate) if rate else DEFAULT_FOLDER_FPS
         self.frame_count = stream.frames or None
         if stamps is not None:  # the stream's nominal rate first: exact (30000/1001) where a clock in ms is not
-            self._place(*stamps, rates=[float(r) for r in (stream.guessed_rate, rate, stream.base_rate) if r])
+            self._set(clock(*stamps, [float(r) for r in (stream.guessed_rate, rate, stream.base_rate) if r], self.fps))
         # Decode the first frame now: it gives the upright size (after display rotation) and
         # turns an empty or undecodable file into an error before any work starts.
         self._decoded = self._decode()
@@ -191,25 +185,6 @@ class VideoReader:
             raise InputError(f"{self.path} contains no frames; pass a video with at least one frame")
         self.height, self.width = self._first.shape[:2]
 
-    def _timestamps(self, stream) -> tuple[np.ndarray, float, float] | None:
-        """(presentation times, the last frame's duration, the clock's tick) from the packets, in seconds;
-        None when the container has no timestamps. Packets an edit list cuts away are not frames."""
-        stamps = []
-        with av.open(str(self.path)) as container:
-            for packet in container.demux(container.streams.video[0]):
-                if packet.size == 0 or packet.is_discard:
-                    continue
-                if packet.pts is None:
-                    return None
-                stamps.append((packet.pts, packet.duration or 0))
-        if not stamps:
-            return None
-        stamps.sort()  # decoding order to presentation order
-        origin = stream.start_time if stream.start_time is not None else stamps[0][0]
-        base = stream.time_base  # multiplied before dividing: frame 6 of 15 fps is 0.4 s, not 0.39999999999999997
-        times = (np.array([pts for pts, _ in stamps], dtype=np.float64) - origin) * base.numerator / base.denominator
-        return times, float(stamps[-1][1] * base), float(base)
-
     def _open_animation(self) -> None:
         """An animated image (WebP, PNG): Pillow decodes it, each frame shown for its own delay."""
         try:
@@ -222,36 +197,12 @@ class VideoReader:
             delays = [100] * len(delays)  # no delays at all: 10 frames a second, as browsers show it
         seconds = np.array(delays, dtype=np.float64) / 1000
         self._animated = True
-        self.frame_count = len(delays)
-        self.fps = len(delays) / seconds.sum()
-        self._place(np.concatenate([[0.0], np.cumsum(seconds[:-1])]), seconds[-1], 0.001, rates=[self.fps])
+        rate = len(delays) / seconds.sum()
+        self._set(clock(np.concatenate([[0.0], np.cumsum(seconds[:-1])]), seconds[-1], 0.001, [rate], rate))
 
-    def _place(self, times: np.ndarray, last: float, tick: float, rates: list[float]) -> None:
-        """Set `times`, `end`, `frame_count`, `variable`, and `fps`: the first of the container's `rates` the
-        frames follow, else the rate they do follow, else (variable) their typical rate."""
-        count, slack = len(times), _slack(tick)
-        steps = np.arange(count)
-
-        def follows(rate: float) -> bool:
-            return rate > 0 and bool(np.abs(times - times[0] - steps / rate).max() <= slack)
-
-        span = times[-1] - times[0]
-        if count > 1:
-            fitted = [(count - 1) / span] if span > 0 else []
-            rate = next((rate for rate in rates + fitted if follows(rate)), None)
-            if rate is not None:
-                self.fps = rate
-            else:
-                # Variable: a rate as fast as all but the briefest frames (a tenth), so few are dropped,
-                # the container's own when it is near that, and no faster than 60 fps unless most frames are.
-                intervals = np.diff(times)
-                intervals = intervals[intervals > 0] if (intervals > 0).any() else np.array([1 / self.fps])
-                fast, usual = 1 / float(np.quantile(intervals, 0.1)), 1 / float(np.median(intervals))
-                fast = min(fast, max(60.0, usual))
-                self.fps = next((rate for rate in rates if abs(rate - fast) <= 0.03 * fast), fast)  # jitter
-                self.variable = True
-        self.times, self.frame_count = times, count
-        self.end = float(times[-1] + (last if last > 0 else 1 / self.fps))
+    def _set(self, found: Clock) -> None:
+        self.times, self.end, self.fps, self.variable = found.times, found.end, found.fps, found.variable
+        self.frame_count = len(found.times)
 
     def __enter__(self) -> VideoReader:
         return self
@@ -318,16 +269,6 @@ def read_video(path: str | os.PathLike, *, folder_fps: float = DEFAULT_FOLDER_FP
     if not frames:
         raise InputError(f"{path} contains no frames; pass a video with at least one frame")
     return frames, fps
-
-
-def constant_rate_frames(times: np.ndarray, end: float, fps: float, start: float = 0.0, count: int | None = None):
-    """The frame to show at each tick of a constant `fps` clock from `start` to `end` (seconds; at most
-    `count` ticks): each frame starts on the tick nearest its time, within half a tick of its place against
-    the sound. A frame shorter than a tick may be dropped, one longer repeated."""
-    ticks = max(int(np.ceil((end - start) * fps - 1e-6)), 1)
-    clock = start + np.arange(ticks if count is None else min(ticks, count)) / fps
-    shown = np.searchsorted(np.asarray(times, dtype=np.float64), clock + 0.5 / fps + 1e-9, side="right") - 1
-    return shown.clip(0, len(times) - 1).tolist()
 
 
 def _even(frame: np.ndarray) -> np.ndarray:

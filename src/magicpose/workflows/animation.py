@@ -26,7 +26,6 @@ from magicpose.errors import InputError
 from magicpose.media import (
     DEFAULT_FOLDER_FPS,
     VideoReader,
-    constant_rate_frames,
     is_animated_image,
     is_image_path,
     read_image,
@@ -38,6 +37,7 @@ from magicpose.poses.openpose_json import load_poses
 from magicpose.poses.render import draw_openpose
 from magicpose.poses.smoothing import DEFAULT_SMOOTHING, smooth_poses
 from magicpose.poses.types import Pose, PoseSequence
+from magicpose.timing import constant_rate_frames
 
 logger = logging.getLogger(__name__)
 
