@@ -169,7 +169,7 @@ class VideoReader:
         self._stream = stream
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self.fps = float(rate) if rate else DEFAULT_FOLDER_FPS
-        self.frame_count = stream.frames or None
+        self.frame_count = self._declared = stream.frames or None
         if stamps is not None:  # the stream's nominal rate first: exact (30000/1001) where a clock in ms is not
             self._set(clock(*stamps, [float(r) for r in (stream.guessed_rate, rate, stream.base_rate) if r], self.fps))
         # Decode the first frame now: it gives the upright size (after display rotation) and
@@ -250,12 +250,12 @@ class VideoReader:
                 yield array
         except av.FFmpegError as error:
             raise InputError(f"{self.path}: decoding failed ({error}); the file may be truncated or corrupt") from None
-        if self.frame_count and decoded < self.frame_count:
+        if self._declared and decoded < self._declared:
             # threaded decoding skips what it cannot decode: the count against the header is the only sign
             warnings.warn(
                 DamagedMediaWarning(
-                    f"{self.path}: only {decoded} of the {self.frame_count} frames its header declares could be "
-                    f"decoded ({self.frame_count - decoded} lost; the file is truncated or damaged)"
+                    f"{self.path}: only {decoded} of the {self._declared} frames its header declares could be "
+                    f"decoded ({self._declared - decoded} lost; the file is truncated or damaged)"
                 ),
                 stacklevel=2,
             )

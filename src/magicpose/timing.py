@@ -32,12 +32,15 @@ def packet_times(path: str | os.PathLike) -> tuple[np.ndarray, float, float] | N
     stamps = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        for packet in container.demux(stream):
-            if packet.size == 0 or packet.is_discard:
-                continue
-            if packet.pts is None:
-                return None
-            stamps.append((packet.pts, packet.duration or 0))
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0 or packet.is_discard:
+                    continue
+                if packet.pts is None:
+                    return None
+                stamps.append((packet.pts, packet.duration or 0))
+        except av.FFmpegError:  # a truncated or damaged file: the frames before the damage have their times
+            pass
         if not stamps:
             return None
         stamps.sort()  # decoding order to presentation order
