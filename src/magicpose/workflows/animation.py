@@ -23,13 +23,7 @@ import torch
 
 from magicpose.audio import AudioCut, check_cut, probe_audio
 from magicpose.errors import InputError
-from magicpose.media import (
-    DEFAULT_FOLDER_FPS,
-    VideoReader,
-    is_animated_image,
-    is_image_path,
-    read_image,
-)
+from magicpose.media import DEFAULT_FOLDER_FPS, VideoReader, is_animated_image, is_image_path, read_image
 from magicpose.poses.align import align_pose_sequence, check_manual_alignment
 from magicpose.poses.detect import PoseDetector, detector_for_smoothing
 from magicpose.poses.framing import FIT_MODES, Framing, fit
@@ -138,13 +132,8 @@ def read_driving(
         rate, where, timing = sequence.fps, 0.0, None
     else:
         with VideoReader(driving, folder_fps=fps or DEFAULT_FOLDER_FPS) as reader:  # --fps: a folder's rate
-            rate, count, times, end, variable = (
-                reader.fps,
-                reader.frame_count,
-                reader.times,
-                reader.end,
-                reader.variable,
-            )
+            rate, count = reader.fps, reader.frame_count
+            times, end, variable = reader.times, reader.end, reader.variable
         first, picks, timing = _start_frame(start, rate, count, driving, times, end), None, None
         where = first / rate if times is None else float(times[first])  # the time of the frame shown first
         if variable:  # every frame near its time on a constant clock, so the motion stays with the sound
