@@ -85,3 +85,15 @@ def constant_rate_frames(times: np.ndarray, end: float, fps: float, start: float
     ticks = np.arange(ticks if count is None else min(ticks, count))
     shown = np.searchsorted(np.asarray(times, dtype=np.float64), start + (ticks + 0.5) / fps + 1e-9, side="right")
     return (shown - 1).clip(0, len(times) - 1).tolist()
+
+
+def on_clock_note(times: np.ndarray, picks: list[int], fps: float) -> str:
+    """What `constant_rate_frames` did, in words (for the run's summary line)."""
+    intervals = np.diff(times)
+    intervals = intervals[intervals > 0]
+    rates = f"{1 / intervals.max():.3g}-{1 / intervals.min():.3g} fps" if len(intervals) else "variable"
+    shown = set(picks)
+    return (
+        f"variable frame rate ({rates}) put on a constant {fps:.4g} fps clock, each frame within half a frame "
+        f"of its time ({len(picks) - len(shown)} repeated, {max(picks) + 1 - min(picks) - len(shown)} dropped)"
+    )

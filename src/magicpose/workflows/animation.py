@@ -31,7 +31,7 @@ from magicpose.poses.openpose_json import load_poses
 from magicpose.poses.render import draw_openpose
 from magicpose.poses.smoothing import DEFAULT_SMOOTHING, smooth_poses
 from magicpose.poses.types import Pose, PoseSequence
-from magicpose.timing import constant_rate_frames
+from magicpose.timing import constant_rate_frames, on_clock_note
 
 logger = logging.getLogger(__name__)
 
@@ -195,15 +195,7 @@ def _on_clock(sequence: PoseSequence, picks: list[int], times, rate: float) -> t
         person = {**person, "boxes": [boxes[i] for i in picks], "first_frame": first}
     frames = [copy.deepcopy(sequence.frames[i]) for i in picks]
     found = np.asarray(sequence.found)[picks]
-    shown = set(picks)
-    intervals = np.diff(times)
-    intervals = intervals[intervals > 0]
-    rates = f"{1 / intervals.max():.3g}-{1 / intervals.min():.3g} fps" if len(intervals) else "variable"
-    timing = (
-        f"variable frame rate ({rates}) put on a constant {rate:.4g} fps clock, each frame within half a frame "
-        f"of its time ({len(picks) - len(shown)} repeated, {max(picks) + 1 - min(picks) - len(shown)} dropped)"
-    )
-    return replace(sequence, frames=frames, found=found, person=person), timing
+    return replace(sequence, frames=frames, found=found, person=person), on_clock_note(times, picks, rate)
 
 
 def _person(person) -> dict:
