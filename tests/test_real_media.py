@@ -287,3 +287,13 @@ def test_animate_puts_a_variable_frame_rate_on_a_constant_clock_and_says_so(pupp
     samples, audio_seconds, video_seconds = sound_of(root / "out.mp4")
     assert video_seconds == pytest.approx(frames / FPS) and abs(audio_seconds - video_seconds) < 1 / FPS
     assert abs(lag(samples, timeline, 0.0, at=0.5)) <= SYNC
+
+
+@pytest.mark.slow
+def test_damaged_sound_is_told_before_any_sampling(puppet, capsys):
+    root, images = puppet
+    make_clip(root / "clip.mkv", "libmp3lame", seconds=1.0, late=0.0, images=images)
+    damaged(root / "clip.mkv", root / "damaged.mkv", lambda index: index == 5)
+    (root / "out.mp4").unlink(missing_ok=True)
+    assert animate(root, root / "damaged.mkv", "--strict", "--max-frames", "4") == 2  # stopped before the model
+    assert "sound packet(s) do not decode" in capsys.readouterr().err and not (root / "out.mp4").exists()
