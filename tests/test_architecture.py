@@ -26,6 +26,7 @@ LAYERS = {
     "data": 1,
     "media": 0,
     "audio": 0,
+    "timing": 0,
     "files": 0,
     "errors": 0,
 }

@@ -2,23 +2,27 @@
 
 A file's timeline starts at its first video frame (at its first sound when it has no pictures): the
 moment driving frame 0 shows, so a cut [start, start + frames / fps) stays in sync with the frames
-made from those driving frames. AAC is copied packet for packet, anything else encoded to AAC, both
-to the sample at the start (mp4 edit lists) and within a packet (about 21 ms) at the end.
-`media.VideoWriter(..., audio=AudioCut(...))` is the way in.
+made from those driving frames. Every stream keeps its place on that timeline: a sound that starts
+late (its stream's start offset, edit lists applied by FFmpeg's demuxers) or pauses is silent until it
+plays. AAC is copied packet for packet, anything else encoded to AAC, both to the sample at the start
+(mp4 edit lists) and within a packet (about 21 ms) at the end. A packet that does not decode is skipped
+(silence in its place, as ffmpeg plays it); `check_cut` says so, or that a track is unusable, before any
+work. `media.VideoWriter(..., audio=AudioCut(...))` is the way in.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
-from magicpose.errors import InputError
+from magicpose.errors import DamagedMediaWarning, InputError
 from magicpose.files import not_found
 
 AAC_BIT_RATES = {1: 96_000, 2: 192_000}  # bits/s for mono and stereo: transparent for music with FFmpeg's AAC
@@ -43,6 +47,7 @@ class AudioCut:
     path: Path
     start: float
     duration: float
+    checked: bool = False  # `check_cut` has decoded it (and said what was wrong)
 
 
 def probe_audio(path: str | os.PathLike) -> AudioInfo | None:
@@ -73,6 +78,67 @@ def probe_audio(path: str | os.PathLike) -> AudioInfo | None:
         raise InputError(f"cannot read {path} ({error}); pass a video or audio file with sound") from None
 
 
+def check_cut(cut: AudioCut) -> AudioCut | None:
+    """`cut` if its sound can be used, else (no sound, or more damaged packets than good ones) None with a
+    warning: the result is then silent. Damaged packets in the cut are counted in a warning: they will be
+    silence. Decodes the cut, not the whole file."""
+    try:
+        with av.open(str(cut.path)) as container:
+            if not container.streams.audio:
+                raise InputError("it has no audio stream")
+            source = container.streams.audio[0]
+            begin = _origin(container) + max(float(cut.start), 0.0)
+            counts = {"damaged": 0}
+            decoded = 0
+            for frame in _decoded(container, source, begin, counts):
+                decoded += 1
+                if frame.time is not None and frame.time >= begin + max(float(cut.duration), 0.0):
+                    break
+    except (av.FFmpegError, InputError, OSError) as error:
+        decoded, counts = 0, {"damaged": 0, "error": str(error)}
+    if decoded <= counts["damaged"]:  # nothing, or mostly noise from damaged packets
+        reason = counts.get("error") or f"{counts['damaged']} of its packets after {cut.start:.2f} s do not decode"
+        warnings.warn(
+            DamagedMediaWarning(f"the sound of {cut.path} cannot be used ({reason}): the result is silent"),
+            stacklevel=2,
+        )
+        return None
+    if counts["damaged"]:
+        warnings.warn(
+            DamagedMediaWarning(
+                f"{cut.path}: {counts['damaged']} sound packet(s) do not decode and are skipped (silence in their "
+                "place, as ffmpeg plays them)"
+            ),
+            stacklevel=2,
+        )
+    return replace(cut, checked=True)
+
+
+def _decoded(container, source, begin: float, counts: dict) -> Iterator:
+    """The audio frames of `source` from a second before `begin` (seconds in the container); a packet that
+    fails to decode, or decodes as another rate or layout, is skipped and counted in counts["damaged"]."""
+    _seek(container, source, begin)
+    shape = None  # (rate, layout) of the stream: a damaged packet can decode as a frame of another
+    for packet in container.demux(source):
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            counts["damaged"] += 1
+            continue
+        for frame in frames:
+            shape = shape or (source.rate or frame.sample_rate, frame.layout.name)
+            if (frame.sample_rate, frame.layout.name) != shape:
+                counts["damaged"] += 1
+                continue
+            yield frame
+
+
+def _seek(container, source, begin: float) -> None:
+    """Start reading a second before `begin` (every audio packet is a key frame)."""
+    if begin > 1.0:
+        container.seek(int((begin - 1.0) / source.time_base), stream=source, backward=True)
+
+
 def _origin(container) -> float:
     """The timeline's 0, in the container's seconds."""
     stream = container.streams.video[0] if container.streams.video else container.streams.audio[0]
@@ -86,10 +152,11 @@ def _copyable(stream) -> bool:
 class Soundtrack:
     """An `AudioCut` as a stream of an output container, muxed as the video advances.
 
-    AAC is copied packet for packet: the packet before the cut goes along (the decoder needs it to
-    rebuild the first one), and timestamps start at the cut, so the mp4 edit list hides everything
-    before it and playback starts at the cut to the sample. Other codecs are decoded, cut to the
-    sample and encoded as AAC (resampled when AAC lacks the rate, mixed down to stereo beyond two channels).
+    AAC that plays from the cut's start is copied packet for packet: the packet before the cut goes
+    along (the decoder needs it to rebuild the first one), and timestamps start at the cut, so the mp4
+    edit list hides everything before it and playback starts at the cut to the sample. Other codecs
+    are decoded, cut to the sample and encoded as AAC (resampled when AAC lacks the rate, mixed down
+    to stereo beyond two channels).
     """
 
     def __init__(self, cut: AudioCut, output):
@@ -105,7 +172,10 @@ class Soundtrack:
             source = self._input.streams.audio[0]
             self._begin = _origin(self._input) + max(float(cut.start), 0.0)
             self._end = self._begin + max(float(cut.duration), 0.0)
-            self.copied = _copyable(source)
+            # A sound that starts after the cut is encoded too: silence before it is then real samples, not an
+            # empty edit in the mp4 that some players skip, and the track is as long as the pictures.
+            late = source.start_time is not None and float(source.start_time * source.time_base) > self._begin + 0.001
+            self.copied = _copyable(source) and not late
             if self.copied:
                 self.stream = output.add_stream_from_template(source)
                 self._packets = self._copy(source)
@@ -123,16 +193,11 @@ class Soundtrack:
             raise
         self._next = None
 
-    def _seek(self, source) -> None:
-        """Start reading a second before the cut (every audio packet is a key frame)."""
-        if self._begin > 1.0:
-            self._input.seek(int((self._begin - 1.0) / source.time_base), stream=source, backward=True)
-
     def _copy(self, source) -> Iterator[tuple[float, object]]:
         base = source.time_base
         begin, end = round(self._begin / base), round(self._end / base)
         default = max(round((source.codec_context.frame_size or 1024) / source.rate / base), 1)
-        self._seek(source)
+        _seek(self._input, source, self._begin)
         before = None  # the last packet ending at or before the cut: the decoder's pre-roll
         for packet in self._input.demux(source):
             if packet.size == 0 or packet.pts is None:
@@ -155,8 +220,7 @@ class Soundtrack:
 
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         first, last = round(self._begin * source.rate), round(self._end * source.rate)
-        self._seek(source)
-        written, position = 0, None
+        written, position, cursor = 0, None, first  # cursor: the next sample of the source the output needs
 
         def encoded(frames):
             nonlocal written
@@ -166,7 +230,7 @@ class Soundtrack:
                 for packet in self.stream.encode(frame):
                     yield float(packet.pts * packet.time_base), packet
 
-        for frame in self._input.decode(source):
+        for frame in _decoded(self._input, source, self._begin, {"damaged": 0}):
             start = position
             if frame.pts is not None:
                 stamped = round(frame.time * source.rate)
@@ -176,9 +240,12 @@ class Soundtrack:
             if start is None:
                 raise InputError(f"{self._input.name}: its sound carries no timestamps; convert it to AAC or WAV")
             position = start + frame.samples
-            low, high = max(start, first), min(position, last)
+            low, high = max(start, cursor), min(position, last)
             if high > low:
+                if low > cursor:  # the sound starts after the cut does, or pauses: silence until it plays
+                    yield from encoded(resampler.resample(_silence(frame, low - cursor)))
                 yield from encoded(resampler.resample(_samples(frame, low - start, high - start)))
+                cursor = high
             if position >= last:
                 break
         yield from encoded(resampler.resample(None))
@@ -201,6 +268,17 @@ class Soundtrack:
 
     def close(self) -> None:
         self._input.close()
+
+
+def _silence(like, count: int):
+    """`count` samples of silence in the format, layout and rate of the audio frame `like`."""
+    channels = len(like.layout.channels)
+    shape = (channels, count) if like.format.is_planar else (1, count * channels)
+    zero = 128 if like.format.name.startswith("u8") else 0  # unsigned 8-bit audio is silent at its middle
+    array = np.full(shape, zero, dtype=like.to_ndarray().dtype)
+    out = av.AudioFrame.from_ndarray(array, format=like.format.name, layout=like.layout.name)
+    out.sample_rate = like.sample_rate
+    return out
 
 
 def _samples(frame, start: int, stop: int):

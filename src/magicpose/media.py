@@ -1,7 +1,9 @@
 """Image and video I/O for the whole project: RGB uint8 arrays in, files out.
 
 Images go through Pillow, videos through PyAV (FFmpeg): mp4, mov, avi, webm, mkv and gif are
-decoded, and folders of images read as videos in natural order (frame2 before frame10).
+decoded, animated WebP through Pillow (FFmpeg has no decoder for it), and folders of images read as
+videos in natural order (frame2 before frame10). A video's frames have the times its container gives
+them (`VideoReader.times`, from `magicpose.timing`): GIF and WebP delays, variable frame rates.
 Videos are written as H.264 mp4 in yuv420p, the one combination every player accepts; yuv420p
 needs even sizes, so odd frames are padded by one replicated edge pixel.
 An mp4 can carry a cut of another file's sound (`magicpose.audio`).
@@ -19,11 +21,12 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-from magicpose.audio import AudioCut, Soundtrack
+from magicpose.audio import AudioCut, Soundtrack, check_cut
 from magicpose.errors import DamagedMediaWarning, InputError
 from magicpose.files import atomic_path, not_found
+from magicpose.timing import Clock, clock, packet_times
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v", ".gif")
@@ -40,6 +43,15 @@ def is_image_path(path: str | os.PathLike) -> bool:
 
 def is_video_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def is_animated_image(path: str | os.PathLike) -> bool:
+    """An image file with more than one frame (an animated WebP, PNG or GIF): a video, not a photo."""
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "n_frames", 1) > 1
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False
 
 
 def _to_rgb(image: Image.Image, where: str) -> np.ndarray:
@@ -94,11 +106,19 @@ def image_folder_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(files, key=_natural_key)
 
 
+def _loaded(image: Image.Image) -> Image.Image:
+    image.load()  # an animation frame's delay is known once it is decoded
+    return image
+
+
 class VideoReader:
     """Frames of a video file or an image folder, decoded one at a time.
 
     `fps`, `width`, `height` and `frame_count` (from the container, None when unknown) are known
-    on opening, so a caller can size a progress bar before decoding. Iterating (once) yields
+    on opening, so a caller can size a progress bar before decoding. `times` are the frames' presentation
+    times in seconds from the timeline's 0 (the video stream's start, as `magicpose.audio` counts), `end`
+    when the last one stops (both None when the container has no timestamps). `variable` says the times
+    follow no constant rate; `fps` is then their typical rate. Iterating (once) yields
     (H, W, 3) uint8 RGB arrays, rotated upright when the file carries a display rotation (phone
     videos). An empty, missing or undecodable file raises InputError on opening.
     """
@@ -106,6 +126,11 @@ class VideoReader:
     def __init__(self, path: str | os.PathLike, *, folder_fps: float = DEFAULT_FOLDER_FPS):
         self.path = Path(path)
         self._container = None
+        self._files = None
+        self._animated = False
+        self.times: np.ndarray | None = None
+        self.end: float | None = None
+        self.variable = False
         if self.path.is_dir():
             self._files = image_folder_files(self.path)
             if not self._files:
@@ -116,10 +141,13 @@ class VideoReader:
             self.height, self.width = first.shape[:2]
             self.fps = float(folder_fps)
             self.frame_count: int | None = len(self._files)
+            self.times, self.end = np.arange(self.frame_count) / self.fps, self.frame_count / self.fps
             return
         if not self.path.is_file():
             raise not_found(self.path, "video")
-        self._files = None
+        if self.path.suffix.lower() in IMAGE_SUFFIXES and is_animated_image(self.path):
+            self._open_animation()
+            return
 
         try:
             self._container = av.open(str(self.path))
@@ -128,6 +156,7 @@ class VideoReader:
                     f"{self.path} has no video stream (or no frames); pass a video with at least one frame"
                 )
             stream = self._container.streams.video[0]
+            stamps = packet_times(self.path)
         except av.FFmpegError as error:
             self.close()
             raise InputError(
@@ -140,7 +169,9 @@ class VideoReader:
         self._stream = stream
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self.fps = float(rate) if rate else DEFAULT_FOLDER_FPS
-        self.frame_count = stream.frames or None
+        self.frame_count = self._declared = stream.frames or None
+        if stamps is not None:  # the stream's nominal rate first: exact (30000/1001) where a clock in ms is not
+            self._set(clock(*stamps, [float(r) for r in (stream.guessed_rate, rate, stream.base_rate) if r], self.fps))
         # Decode the first frame now: it gives the upright size (after display rotation) and
         # turns an empty or undecodable file into an error before any work starts.
         self._decoded = self._decode()
@@ -153,6 +184,25 @@ class VideoReader:
             self.close()
             raise InputError(f"{self.path} contains no frames; pass a video with at least one frame")
         self.height, self.width = self._first.shape[:2]
+
+    def _open_animation(self) -> None:
+        """An animated image (WebP, PNG): Pillow decodes it, each frame shown for its own delay."""
+        try:
+            with Image.open(self.path) as image:
+                self.width, self.height = image.size
+                delays = [_loaded(frame).info.get("duration") or 0 for frame in ImageSequence.Iterator(image)]
+        except (OSError, SyntaxError, ValueError) as error:
+            raise InputError(f"cannot read {self.path} as an animation ({error}); the file may be damaged") from None
+        if not any(delays):
+            delays = [100] * len(delays)  # no delays at all: 10 frames a second, as browsers show it
+        seconds = np.array(delays, dtype=np.float64) / 1000
+        self._animated = True
+        rate = len(delays) / seconds.sum()
+        self._set(clock(np.concatenate([[0.0], np.cumsum(seconds[:-1])]), seconds[-1], 0.001, [rate], rate))
+
+    def _set(self, found: Clock) -> None:
+        self.times, self.end, self.fps, self.variable = found.times, found.end, found.fps, found.variable
+        self.frame_count = len(found.times)
 
     def __enter__(self) -> VideoReader:
         return self
@@ -175,6 +225,11 @@ class VideoReader:
                     )
                 yield frame
             return
+        if self._animated:
+            with Image.open(self.path) as image:
+                for frame in ImageSequence.Iterator(image):
+                    yield _to_rgb(frame, str(self.path))
+            return
         if self._first is None:
             raise RuntimeError("a VideoReader can be iterated only once")
         first, self._first = self._first, None
@@ -195,12 +250,12 @@ class VideoReader:
                 yield array
         except av.FFmpegError as error:
             raise InputError(f"{self.path}: decoding failed ({error}); the file may be truncated or corrupt") from None
-        if self.frame_count and decoded < self.frame_count:
+        if self._declared and decoded < self._declared:
             # threaded decoding skips what it cannot decode: the count against the header is the only sign
             warnings.warn(
                 DamagedMediaWarning(
-                    f"{self.path}: only {decoded} of the {self.frame_count} frames its header declares could be "
-                    f"decoded ({self.frame_count - decoded} lost; the file is truncated or damaged)"
+                    f"{self.path}: only {decoded} of the {self._declared} frames its header declares could be "
+                    f"decoded ({self._declared - decoded} lost; the file is truncated or damaged)"
                 ),
                 stacklevel=2,
             )
@@ -243,7 +298,7 @@ class VideoWriter:
         self.path = Path(path)
         self.rate = frame_rate(fps)
         self.crf = crf
-        self.audio = audio
+        self.audio = audio if audio is None or audio.checked else check_cut(audio)  # None: unusable, silent
         self.audio_copied: bool | None = None
         self.frames_written = 0
         self._atomic = None
@@ -272,15 +327,34 @@ class VideoWriter:
             self._stream.pix_fmt = "yuv420p"
             self._stream.options = {"crf": str(self.crf)}
             if self.audio is not None:  # every stream is declared before the first packet
-                self._sound = Soundtrack(self.audio, self._container)
-                self.audio_copied = self._sound.copied
+                try:
+                    self._sound = Soundtrack(self.audio, self._container)
+                    self.audio_copied = self._sound.copied
+                except (InputError, av.FFmpegError) as error:
+                    self._sound_lost(error)
         elif frame.shape[:2] != self._size:
             raise ValueError(f"all frames must have one size: got {frame.shape[:2]} after {self._size}")
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
             self._container.mux(packet)
         self.frames_written += 1
-        if self._sound is not None:
-            self._sound.mux_until(self.frames_written / self.rate)
+        self._mux_sound(self.frames_written / self.rate)
+
+    def _mux_sound(self, seconds: float | None) -> None:
+        if self._sound is None:
+            return
+        try:
+            self._sound.mux_until(seconds)
+        except (InputError, av.FFmpegError) as error:  # the pictures are worth keeping without their sound
+            self._sound.close()
+            self._sound = None
+            self._sound_lost(error, started=True)
+
+    def _sound_lost(self, error: Exception, started: bool = False) -> None:
+        after = "the sound up to there, silence after" if started else "no sound"
+        warnings.warn(
+            DamagedMediaWarning(f"the sound of {self.audio.path} cannot be used ({error}): {self.path} has {after}"),
+            stacklevel=3,
+        )
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         error = exc
@@ -290,8 +364,7 @@ class VideoWriter:
             if error is None:
                 for packet in self._stream.encode():  # flush the encoder's delayed frames
                     self._container.mux(packet)
-                if self._sound is not None:
-                    self._sound.mux_until(None)
+                self._mux_sound(None)
         except Exception as flush_error:  # noqa: BLE001 - re-raised below after cleanup
             error = flush_error
         finally:

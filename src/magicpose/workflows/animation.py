@@ -11,6 +11,7 @@ One `PoseDetector` serves a run (the driving video and the photo), and each skel
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from contextlib import nullcontext
@@ -20,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from magicpose.audio import AudioCut, probe_audio
+from magicpose.audio import AudioCut, check_cut, probe_audio
 from magicpose.errors import InputError
 from magicpose.files import is_url, not_found
-from magicpose.media import DEFAULT_FOLDER_FPS, VideoReader, is_image_path, read_image
+from magicpose.media import DEFAULT_FOLDER_FPS, VideoReader, is_animated_image, is_image_path, read_image
 from magicpose.poses.align import align_pose_sequence, check_manual_alignment
 from magicpose.poses.detect import PoseDetector, detector_for_smoothing
 from magicpose.poses.framing import FIT_MODES, Framing, fit
@@ -31,6 +32,7 @@ from magicpose.poses.openpose_json import load_poses
 from magicpose.poses.render import draw_openpose
 from magicpose.poses.smoothing import DEFAULT_SMOOTHING, smooth_poses
 from magicpose.poses.types import Pose, PoseSequence
+from magicpose.timing import constant_rate_frames, on_clock_note
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class Driving:
     source: Path
     start: float = 0.0  # seconds into the source where poses[0] is
     source_fps: float | None = None  # the source's own frame rate (None: the poses' own)
+    timing: str | None = None  # how a variable frame rate was put on a constant clock, in words
 
     @property
     def missing(self) -> int:
@@ -123,21 +126,32 @@ def read_driving(
         sequence = load_poses(driving, fps=fps, size=pose_size, infer_size=True)
         rate = sequence.fps
         first = _start_frame(start, rate, len(sequence), driving)
-        sequence = _frames(sequence, first, max_frames)
-    elif is_image_path(driving):
+        sequence, where, timing = _frames(sequence, first, max_frames), first / rate, None
+    elif is_image_path(driving) and not is_animated_image(driving):
         if start:
             raise InputError(f"--start needs a video; {driving} is a single image")
         with _detector(detector, level) as running:
             sequence = running.detect_video([read_image(driving)], progress=False, fps=fps, **_person(person))
-        rate, first = sequence.fps, 0
+        rate, where, timing = sequence.fps, 0.0, None
     else:
         with VideoReader(driving, folder_fps=fps or DEFAULT_FOLDER_FPS) as reader:  # --fps: a folder's rate
             rate, count = reader.fps, reader.frame_count
-        first = _start_frame(start, rate, count, driving)
+            times, end, variable = reader.times, reader.end, reader.variable
+        first, picks, timing = _start_frame(start, rate, count, driving, times, end), None, None
+        where = first / rate if times is None else float(times[first])  # the time of the frame shown first
+        if variable:  # every frame near its time on a constant clock, so the motion stays with the sound
+            picks = constant_rate_frames(times, end, rate, start, max_frames)
+            first, where = picks[0], start  # the clock starts at --start
         with _detector(detector, level) as running:
             sequence = running.detect_video(
-                driving, progress=progress, max_frames=max_frames, start_frame=first, **_person(person)
+                driving,
+                progress=progress,
+                max_frames=max_frames if picks is None else picks[-1] + 1 - first,
+                start_frame=first,
+                **_person(person),
             )
+        if picks is not None:
+            sequence, timing = _on_clock(sequence, [min(i - first, len(sequence) - 1) for i in picks], times, rate)
     if len(sequence) == 0:
         raise InputError(f"{driving} has no pose frames")
     if not sequence.found.any():
@@ -149,7 +163,7 @@ def read_driving(
     source_fps = float(rate)
     if fps:
         sequence.fps = float(fps)
-    return Driving(sequence, driving, first / source_fps, source_fps)
+    return Driving(sequence, driving, where, source_fps, timing)
 
 
 def load_driving_poses(
@@ -159,13 +173,32 @@ def load_driving_poses(
     return read_driving(driving, fps=fps, max_frames=max_frames, progress=progress, **options).poses
 
 
-def _start_frame(start: float, fps: float, count: int | None, source: Path) -> int:
+def _start_frame(start: float, fps: float, count: int | None, source: Path, times=None, end=None) -> int:
+    """The frame `start` seconds in: the one nearest it on the container's clock (`times`) when there is one."""
+    if times is not None:
+        if start >= end:
+            raise InputError(
+                f"--start {start:g} s is past the end of {source} ({len(times)} frames, {end:.2f} s); start earlier"
+            )
+        return int(np.argmin(np.abs(times - start)))
     first = round(start * fps)
     if count is not None and first >= count:
         raise InputError(
             f"--start {start:g} s is past the end of {source} ({count} frames, {count / fps:.2f} s); start earlier"
         )
     return first
+
+
+def _on_clock(sequence: PoseSequence, picks: list[int], times, rate: float) -> tuple[PoseSequence, str]:
+    """The poses of frames `picks` (a constant-rate clock's), and what that did in words."""
+    person = sequence.person
+    if person and isinstance(person.get("boxes"), list):
+        boxes, since = person["boxes"], person["first_frame"]
+        first = next((tick for tick, index in enumerate(picks) if index >= since), 0)
+        person = {**person, "boxes": [boxes[i] for i in picks], "first_frame": first}
+    frames = [copy.deepcopy(sequence.frames[i]) for i in picks]
+    found = np.asarray(sequence.found)[picks]
+    return replace(sequence, frames=frames, found=found, person=person), on_clock_note(times, picks, rate)
 
 
 def _person(person) -> dict:
@@ -337,7 +370,7 @@ def audio_cut(choice: str | None, driving: Driving, frames: int, fps: float) -> 
     if info.duration is not None and driving.start >= info.duration:
         logger.warning("%s has no sound after %.2f s: the result is silent", source, driving.start)
         return None
-    return AudioCut(source, driving.start, frames / fps)
+    return check_cut(AudioCut(source, driving.start, frames / fps))  # None: unusable, the result silent
 
 
 def summary(animation: Animation, driving: Driving | None = None, audio: AudioCut | None = None) -> str:
@@ -352,6 +385,8 @@ def summary(animation: Animation, driving: Driving | None = None, audio: AudioCu
         missing = driving.missing
         if missing:
             parts.append(f"{missing} of {len(driving.poses)} driving frames had nobody detected (filled)")
+        if driving.timing:
+            parts.append(driving.timing)
         person = describe_person(driving.poses.person)
         if person:
             parts.append(person)

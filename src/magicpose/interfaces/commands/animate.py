@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -144,7 +145,7 @@ def prepare(args: argparse.Namespace, detector=None):
     from magicpose.media import read_image
     from magicpose.poses.align import check_manual_alignment
     from magicpose.poses.types import Pose
-    from magicpose.workflows.animation import check_audio_choice, detect_reference_pose, read_driving
+    from magicpose.workflows.animation import audio_cut, check_audio_choice, detect_reference_pose, read_driving
 
     outputs = check_outputs(args)
     sampling = sampling_overrides(args)
@@ -164,16 +165,18 @@ def prepare(args: argparse.Namespace, detector=None):
     )
     check_manual_alignment(len(driving.poses), args.align_scale, args.align_offset, args.align_frame)
     pose = detect_reference_pose(reference, detector) or Pose()  # an empty pose: nobody in the photo
-    return reference, driving, pose, sampling, outputs
+    # the sound checked now, before any sampling: a damaged or unusable track is told of (or stops --strict) here
+    audio = audio_cut(args.audio, driving, len(driving.poses), float(args.fps or driving.poses.fps))
+    return reference, driving, pose, sampling, outputs, audio
 
 
 def produce(pipeline, args: argparse.Namespace, prepared):
     """Animate and write the video (and grid), with its sound; returns the animation, the files written
     and the one-line summary."""
     from magicpose.media import write_video
-    from magicpose.workflows.animation import animate, audio_cut, grid_frames, summary
+    from magicpose.workflows.animation import animate, grid_frames, summary
 
-    reference, driving, pose, sampling, written = prepared
+    reference, driving, pose, sampling, written, audio = prepared
     animation = animate(
         pipeline,
         reference,
@@ -191,7 +194,8 @@ def produce(pipeline, args: argparse.Namespace, prepared):
         align_frame=args.align_frame,
         **sampling,
     )
-    audio = audio_cut(args.audio, driving, len(animation.frames), animation.fps)
+    if audio is not None:  # the sound of the frames made
+        audio = dataclasses.replace(audio, duration=len(animation.frames) / animation.fps)
     with contextlib.ExitStack() as outputs:  # the video and its grid appear together, or neither does
         temporary = [outputs.enter_context(atomic_path(path)) for path in written]
         write_video(temporary[0], animation.frames, animation.fps, audio=audio)
