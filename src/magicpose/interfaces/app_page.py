@@ -174,7 +174,7 @@ def build_app(config: AppConfig, startup_message: str | None = None):
                     label="driving skeleton (first frame)", elem_id="skeleton", interactive=False, height=256
                 )
                 alignment = gr.Image(label="alignment preview", elem_id="alignment", interactive=False, height=256)
-                preview_note = gr.Markdown(elem_id="preview-note")
+                preview_note = gr.Markdown(label="preview note", elem_id="preview-note")
             with gr.Column():
                 steps = gr.Number(
                     label="steps",
@@ -248,7 +248,7 @@ def build_app(config: AppConfig, startup_message: str | None = None):
             grid = gr.Video(label="reference | skeleton | result", elem_id="grid", interactive=False, height=256)
         with gr.Row():
             downloads = gr.File(label="download", file_count="multiple", elem_id="downloads", interactive=False)
-            result_note = gr.Markdown(elem_id="result-note")
+            result_note = gr.Markdown(label="summary", elem_id="result-note")
 
         choices = [align, fit, driving_fit, align_scale, align_dx, align_dy, align_frame, person, smooth]
         preview_inputs = [reference, driving, width, height, *choices]

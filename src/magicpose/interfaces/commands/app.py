@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -115,6 +117,14 @@ def run(args: argparse.Namespace) -> int:
             allowed_paths=[str(config.cache_dir)],
             show_error=True,
         )
+    except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM (the CLI turns it into this), the server closed
+        # A generation may be running in a worker thread, inside torch or mediapipe: the interpreter would wait
+        # for it (minutes) and then abort in their native threads' teardown (SIGABRT, not 143). Leave at once.
+        number = int(interrupt.args[0]) if interrupt.args else int(signal.SIGINT)
+        print("magicpose app: interrupted; the server is stopped, a generation in progress dropped", file=sys.stderr)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(128 + number)
     except OSError as error:  # the port was taken during the start-up, after check_port
         if "port" not in str(error):
             raise
