@@ -169,6 +169,14 @@ def test_port_problems_stop_before_the_start_up_with_one_line(capsys):
     assert "--host no-such-host.invalid is not a known address" in capsys.readouterr().err
 
 
+def test_a_cache_dir_that_is_a_file_stops_before_the_start_up(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["app", "--port", str(free_port()), "--cache-dir", str(tmp_path / "notes.txt")]) == 2
+    error = capsys.readouterr().err
+    assert error == f"magicpose app: error: --cache-dir {tmp_path / 'notes.txt'} is a file; give a folder\n"
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_old_and_surplus_results_are_removed(tmp_path):
     jobs = tmp_path / "jobs"
     now = time.time()

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from magicpose.errors import InputError, MissingWeightsError
-from magicpose.interfaces.options import add_model_arguments, load_from_args, model_source
+from magicpose.interfaces.options import add_model_arguments, check_output, load_from_args, model_source
 from magicpose.pipelines.recipe import check_recipe
 
 
@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if args.keep_results < 1 or not args.keep_hours > 0:
         raise InputError("--keep-results and --keep-hours must be positive")
     check_recipe(num_inference_steps=args.steps, guidance_scale=args.guidance)
+    if args.cache_dir:
+        args.cache_dir = check_output(args.cache_dir, "--cache-dir", folder=True)
 
     from magicpose.interfaces.app import AppConfig
     from magicpose.interfaces.app_page import build_app, launch
