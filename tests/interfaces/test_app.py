@@ -45,7 +45,7 @@ def test_upload_limits_and_bad_files_raise_input_errors(examples, tmp_path):
         app.load_driving(dance, 50, max_frames=3)
     garbage = tmp_path / "broken.mp4"
     garbage.write_bytes(b"not a video at all" * 100)
-    with pytest.raises(InputError, match="not a readable video"):
+    with pytest.raises(InputError, match="cannot read .*broken.mp4 as a video"):
         app.load_driving(garbage, 50, 64)
     with pytest.raises(InputError):
         app.load_reference(garbage, 50)

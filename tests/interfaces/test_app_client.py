@@ -119,7 +119,7 @@ def test_a_client_generates_and_the_results_cache_stays_bounded(client, examples
 
 
 @pytest.mark.slow
-def test_a_bad_photo_gets_the_clis_message(client, examples, tmp_path):
+def test_a_bad_photo_or_video_gets_the_clis_message(client, examples, tmp_path):
     photo = tmp_path / "IMG_0001.heic"  # an iPhone photo's header; Pillow cannot read HEIC
     photo.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
     message = error_of(client, handle_file(str(photo)), examples[1], 32, 32, 1, 3.0, 7, *SETTINGS)
@@ -128,6 +128,10 @@ def test_a_bad_photo_gets_the_clis_message(client, examples, tmp_path):
     text.write_text("not an image")
     message = error_of(client, handle_file(str(text)), examples[1], 0, 0, *SETTINGS[:-1], api_name="/preview")
     assert "cannot read notes.png as an image" in message
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x20ftypisom" + bytes(200))  # a header, then nothing
+    message = error_of(client, examples[0], handle_file(str(clip)), 32, 32, 1, 3.0, 7, *SETTINGS)
+    assert "cannot read clip.mp4 as a video" in message and "pass an mp4" in message
 
 
 @pytest.mark.slow

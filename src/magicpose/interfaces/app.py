@@ -158,21 +158,12 @@ def check_upload(payload, what: str, max_mb: float) -> Path:
 
 
 def count_frames(path: Path) -> tuple[int, float]:
-    """(frames, fps) of a video from its container, without decoding it (falls back to decoding)."""
-    import av
+    """(frames, fps) of a video from its container, without decoding it (falls back to decoding); opened by the
+    CLI's reader, so a bad upload gets the CLI's message."""
+    from magicpose.media import VideoReader
 
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InputError(f"{path.name} has no video stream; upload a video such as an mp4")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0) or 30.0
-            frames = stream.frames or sum(1 for _ in container.decode(stream))
-    except av.error.FFmpegError as error:
-        raise InputError(
-            f"{path.name} is not a readable video ({error.strerror or error}); upload an mp4, webm or mov"
-        ) from None
-    return frames, fps
+    with VideoReader(path) as video:
+        return video.frame_count or sum(1 for _ in video), video.fps
 
 
 def load_reference(path: str | os.PathLike | None, max_mb: float) -> np.ndarray:
