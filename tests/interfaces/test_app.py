@@ -207,6 +207,8 @@ def test_values_from_api_clients_are_checked_in_the_clis_words():
         app.settings_from_page("yes", "pad", "person", 1, 0, 0, -1)
     with pytest.raises(InputError, match="width must be a number, got 'wide'"):
         app.parse_size("wide", 64)
+    with pytest.raises(InputError, match="height must be a number, got True"):
+        app.parse_size(64, True)
     with pytest.raises(InputError, match="who drives must be largest, center or an index"):
         app.person_choice("tallest")
     with pytest.raises(InputError, match="smooth must be one of off, low, medium, high, got 'max'"):

@@ -72,11 +72,13 @@ def page_number(value, name: str, *, whole: bool = False) -> float | int:
     """A number from a widget or an API client (which may send anything JSON holds), or an InputError in the
     CLI's words: a value Gradio would otherwise reject with its internal text, or torch with an overflow."""
     number = value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         try:
-            number = float(value)
+            number = float(value) if not isinstance(value, bool) else None
         except (TypeError, ValueError):
-            raise InputError(f"{name} must be a number, got {value!r}") from None
+            number = None
+        if number is None:
+            raise InputError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(number):
         raise InputError(f"{name} must be a finite number, got {value}")
     if whole:

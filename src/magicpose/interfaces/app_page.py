@@ -281,8 +281,8 @@ def build_app(config: AppConfig, startup_message: str | None = None):
 def launch(demo, **options) -> None:
     """Serve the page until the server stops or the process is interrupted. Only now does the process tell
     Gradio, which reads it at run time, to send no usage reports (importing this module changes nothing
-    process-wide). Gradio's own wait swallows Ctrl-C and SIGTERM (exit 0); this one lets the interrupt reach
-    the CLI, which exits 130 / 143 as every command does."""
+    process-wide). Gradio's own wait swallows Ctrl-C and SIGTERM (exit 0); this one closes the server and lets
+    the interrupt reach `magicpose app`, which exits 130 / 143."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     demo.launch(prevent_thread_lock=True, **options)
     try:
