@@ -31,6 +31,7 @@ def cache(tmp_path_factory):
     stale = folder / "jobs" / "old-result"  # a result from two days ago: the start-up removes it
     stale.mkdir(parents=True)
     (stale / "result.mp4").write_bytes(b"old")
+    (stale / "grid.mp4").write_bytes(b"old")
     os.utime(stale, (time.time() - 48 * 3600,) * 2)
     return folder
 
@@ -184,17 +185,19 @@ def test_a_cache_dir_that_is_a_file_stops_before_the_start_up(tmp_path, capsys):
 def test_old_and_surplus_results_are_removed(tmp_path):
     jobs = tmp_path / "jobs"
     now = time.time()
-    for name, age_hours in (("a", 0), ("b", 1), ("c", 2), ("d", 30)):
+    for name, age_hours in (("a", 0), ("b", 1), ("c", 2), ("d", 30), ("unfinished", 0)):
         (jobs / name).mkdir(parents=True)
+        if name != "unfinished":
+            (jobs / name / "grid.mp4").write_bytes(b"")  # written last: a whole result
         os.utime(jobs / name, (now - age_hours * 3600,) * 2)
-    assert app.prune_results(tmp_path, keep=5, max_hours=24) == 1  # d: older than a day
+    assert app.prune_results(tmp_path, keep=5, max_hours=24) == 2  # d: older than a day; the unfinished one
     assert app.prune_results(tmp_path, keep=2, max_hours=24) == 1  # c: the third newest
     assert sorted(path.name for path in jobs.iterdir()) == ["a", "b"]
     assert app.prune_results(tmp_path / "empty", keep=1, max_hours=1) == 0
 
 
 @pytest.mark.slow
-def test_sigterm_stops_the_server_with_143_even_during_a_generation(server, client, examples):
+def test_sigterm_stops_the_server_with_143_even_during_a_generation(server, client, examples, cache):
     from gradio_client.utils import Status
 
     process, url, log = server
@@ -207,3 +210,4 @@ def test_sigterm_stops_the_server_with_143_even_during_a_generation(server, clie
     # not after the job (the interpreter waited for its thread, then aborted in native teardown: SIGABRT)
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
     assert "magicpose app: interrupted; the server is stopped" in log.read_text()
+    assert not list((cache / "jobs").glob("*/.*"))  # no temporary of the dropped job is left

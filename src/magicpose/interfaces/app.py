@@ -56,13 +56,19 @@ class AppConfig:
 
 def prune_results(cache_dir: Path, keep: int, max_hours: float) -> int:
     """Remove results (cache_dir/jobs/*) older than `max_hours` and all but the newest `keep`, so a long-running
-    server's disk use stays bounded; returns how many went. Called at start-up and after each generation."""
+    server's disk use stays bounded, and unfinished ones (no grid.mp4, written last: a job dropped when the server
+    was stopped); returns how many went. Called at start-up, after each generation and when stopped, never
+    while a generation writes (one job at a time)."""
     jobs = cache_dir / "jobs"
     if not jobs.is_dir():
         return 0
     folders = sorted((path for path in jobs.iterdir() if path.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
     oldest = time.time() - max_hours * 3600
-    stale = [path for index, path in enumerate(folders) if index >= keep or path.stat().st_mtime < oldest]
+    stale = [
+        path
+        for index, path in enumerate(folders)
+        if index >= keep or path.stat().st_mtime < oldest or not (path / "grid.mp4").is_file()
+    ]
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
     return len(stale)

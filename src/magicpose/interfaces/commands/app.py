@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.cache_dir:
         args.cache_dir = check_output(args.cache_dir, "--cache-dir", folder=True)
 
-    from magicpose.interfaces.app import AppConfig
+    from magicpose.interfaces.app import AppConfig, prune_results
     from magicpose.interfaces.app_page import build_app, launch
     from magicpose.models.default import EMBEDDED_MODEL_NOTE
     from magicpose.pipelines.assembly import sampling_recipe
@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         # A generation may be running in a worker thread, inside torch or mediapipe: the interpreter would wait
         # for it (minutes) and then abort in their native threads' teardown (SIGABRT, not 143). Leave at once.
         number = int(interrupt.args[0]) if interrupt.args else int(signal.SIGINT)
+        prune_results(config.cache_dir, config.keep_results, config.keep_hours)  # the dropped job's files too
         print("magicpose app: interrupted; the server is stopped, a generation in progress dropped", file=sys.stderr)
         sys.stderr.flush()
         sys.stdout.flush()
