@@ -45,7 +45,7 @@ def test_upload_limits_and_bad_files_raise_input_errors(examples, tmp_path):
         app.load_driving(dance, 50, max_frames=3)
     garbage = tmp_path / "broken.mp4"
     garbage.write_bytes(b"not a video at all" * 100)
-    with pytest.raises(InputError, match="not a readable video"):
+    with pytest.raises(InputError, match="cannot read .*broken.mp4 as a video"):
         app.load_driving(garbage, 50, 64)
     with pytest.raises(InputError):
         app.load_reference(garbage, 50)
@@ -133,7 +133,9 @@ def test_the_page_builds_with_analytics_off_and_one_job_at_a_time(tmp_path, monk
     launched = {}
     monkeypatch.setattr(demo, "launch", lambda **options: launched.update(options))
     app_page.launch(demo, server_port=1)
-    assert launched == {"server_port": 1} and os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+    # served without Gradio's own wait, which would swallow SIGTERM (test_app_client.py checks the exit code)
+    assert launched == {"server_port": 1, "prevent_thread_lock": True}
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
 
 
 def test_generate_keeps_the_driving_videos_sound_unless_told_not_to(examples, model, tmp_path):
@@ -189,3 +191,36 @@ def test_messages_shown_to_visitors_carry_no_server_paths():
     message = "cannot read /tmp/gradio/0f3a/clip.mp4 as a video; the model /srv/models/magicpose/unet is incomplete"
     assert hide_paths(message) == "cannot read clip.mp4 as a video; the model unet is incomplete"
     assert hide_paths("--steps must be from 1 to 1000 (x/y stays)") == "--steps must be from 1 to 1000 (x/y stays)"
+
+
+def test_values_from_api_clients_are_checked_in_the_clis_words():
+    # what a client may send in place of a widget's value (test_app_client.py sends some through the API)
+    with pytest.raises(InputError, match="fit must be one of pad, crop, person, got 'stretch'"):
+        app.settings_from_page(True, "stretch", "person", 1, 0, 0, -1)
+    with pytest.raises(InputError, match="align scale must be above 0, got 0"):
+        app.settings_from_page(True, "pad", "person", 0, 0, 0, -1)
+    with pytest.raises(InputError, match="align frame must be a whole number, got 1.5"):
+        app.settings_from_page(True, "pad", "person", 1, 0, 0, 1.5)
+    with pytest.raises(InputError, match="align offset x must be a finite number, got inf"):
+        app.settings_from_page(True, "pad", "person", 1, float("inf"), 0, -1)
+    with pytest.raises(InputError, match="align must be true or false, got 'yes'"):
+        app.settings_from_page("yes", "pad", "person", 1, 0, 0, -1)
+    with pytest.raises(InputError, match="width must be a number, got 'wide'"):
+        app.parse_size("wide", 64)
+    with pytest.raises(InputError, match="height must be a number, got True"):
+        app.parse_size(64, True)
+    with pytest.raises(InputError, match="who drives must be largest, center or an index"):
+        app.person_choice("tallest")
+    with pytest.raises(InputError, match="smooth must be one of off, low, medium, high, got 'max'"):
+        app.smooth_choice("max")
+    with pytest.raises(InputError, match=r"a seed is from 0 to 2\*\*63 - 1, got 9223372036854775808"):
+        app.sampling_numbers(10, 7, 2**63)
+    assert app.sampling_numbers(10.0, 7, 2**63 - 1) == (10, 7.0, 2**63 - 1)
+    assert app.settings_from_page(False, "pad", "crop", None, None, "", None) == app.Settings(
+        align=False, fit="pad", driving_fit="crop"
+    )
+    assert app.person_choice(2) == 2 and app.person_choice("center") == "center" and app.person_choice("auto") is None
+    assert app.upload_path({"path": "/up/a.png", "orig_name": "a.png"}) == app.Path("/up/a.png")
+    assert app.upload_path(None) is None and app.upload_path("b.mp4") == app.Path("b.mp4")
+    with pytest.raises(InputError, match="expected an uploaded file, got int"):
+        app.upload_path(3)

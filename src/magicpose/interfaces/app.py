@@ -12,10 +12,13 @@ them to widgets and `app_page.launch` serves them. Bad input raises `InputError`
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from magicpose.errors import InputError, MissingWeightsError
+from magicpose.interfaces.options import check_seed
 from magicpose.pipelines.recipe import check_recipe
+from magicpose.poses.framing import FIT_MODES
+from magicpose.poses.smoothing import SMOOTHING_LEVELS
 
 EXAMPLE_FRAMES = 16
 MAX_SIDE = 2048  # the largest output side the page accepts (the CLI takes any multiple of 8)
 AUTO = "auto"  # the page's word for "the workflow's default" in the smoothing and person choices
+PEOPLE = ("largest", "center")  # who drives, besides an index counted from the left
 
 
 @dataclass
@@ -43,6 +50,69 @@ class AppConfig:
     default_guidance: float = 7.0
     default_size: int = 0  # 0: the model's own size
     model_note: str | None = None  # shown beside every result (what the embedded model is)
+    keep_results: int = 20  # the newest results kept under cache_dir/jobs; older ones go (prune_results)
+    keep_hours: float = 24.0  # and none older than this
+
+
+def prune_results(cache_dir: Path, keep: int, max_hours: float) -> int:
+    """Remove results (cache_dir/jobs/*) older than `max_hours` and all but the newest `keep`, so a long-running
+    server's disk use stays bounded, and unfinished ones (no grid.mp4, written last: a job dropped when the server
+    was stopped); returns how many went. Called at start-up, after each generation and when stopped, never
+    while a generation writes (one job at a time)."""
+    jobs = cache_dir / "jobs"
+    if not jobs.is_dir():
+        return 0
+    folders = sorted((path for path in jobs.iterdir() if path.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    oldest = time.time() - max_hours * 3600
+    stale = [
+        path
+        for index, path in enumerate(folders)
+        if index >= keep or path.stat().st_mtime < oldest or not (path / "grid.mp4").is_file()
+    ]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
+
+
+def page_number(value, name: str, *, whole: bool = False) -> float | int:
+    """A number from a widget or an API client (which may send anything JSON holds), or an InputError in the
+    CLI's words: a value Gradio would otherwise reject with its internal text, or torch with an overflow."""
+    number = value
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None:
+            raise InputError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(number):
+        raise InputError(f"{name} must be a finite number, got {value}")
+    if whole:
+        if number != int(number):
+            raise InputError(f"{name} must be a whole number, got {value}")
+        return int(number)
+    return float(number)
+
+
+def choice(value, name: str, choices) -> str:
+    if value not in choices:
+        raise InputError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def person_choice(value) -> str | int | None:
+    """Who drives: largest, center or an index counted from the left (a whole number or its digits)."""
+    if value in (None, "", AUTO):
+        return None
+    if value in PEOPLE:
+        return value
+    if str(value).isdigit():
+        return int(value)
+    raise InputError(f"who drives must be largest, center or an index from 0 (left to right), got {value!r}")
+
+
+def smooth_choice(value) -> str | None:
+    return None if value in (None, "", AUTO) else choice(value, "smooth", SMOOTHING_LEVELS)
 
 
 class PipelineHolder:
@@ -69,11 +139,24 @@ def hide_paths(message: str) -> str:
     return re.sub(r"(?<![\w.])/(?:[^\s/:;,'\"()]+/)+([^\s/:;,'\"()]*)", r"\1", message)
 
 
-def check_upload(path: str | os.PathLike | None, what: str, max_mb: float) -> Path:
+def upload_path(payload) -> Path | None:
+    """The file of an upload: a path, or Gradio's file record (a dict or model with a `path`), which the page's
+    handlers receive unprocessed so that every file goes through the CLI's readers and messages."""
+    if payload is None or payload == "":
+        return None
+    if isinstance(payload, dict):
+        payload = payload.get("path")
+    payload = getattr(payload, "path", payload)
+    if not isinstance(payload, (str, os.PathLike)) or not str(payload):
+        raise InputError(f"expected an uploaded file, got {type(payload).__name__}; send it with handle_file(...)")
+    return Path(payload)
+
+
+def check_upload(payload, what: str, max_mb: float) -> Path:
     """The uploaded file's path, or an InputError naming the limit."""
-    if not path:
+    path = upload_path(payload)
+    if path is None:
         raise InputError(f"no {what} given: upload one or press 'Use the puppet example'")
-    path = Path(path)
     if not path.is_file():
         raise InputError(f"the {what} {path.name} was not received; upload it again")
     size_mb = path.stat().st_size / 2**20
@@ -83,21 +166,12 @@ def check_upload(path: str | os.PathLike | None, what: str, max_mb: float) -> Pa
 
 
 def count_frames(path: Path) -> tuple[int, float]:
-    """(frames, fps) of a video from its container, without decoding it (falls back to decoding)."""
-    import av
+    """(frames, fps) of a video from its container, without decoding it (falls back to decoding); opened by the
+    CLI's reader, so a bad upload gets the CLI's message."""
+    from magicpose.media import VideoReader
 
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InputError(f"{path.name} has no video stream; upload a video such as an mp4")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0) or 30.0
-            frames = stream.frames or sum(1 for _ in container.decode(stream))
-    except av.error.FFmpegError as error:
-        raise InputError(
-            f"{path.name} is not a readable video ({error.strerror or error}); upload an mp4, webm or mov"
-        ) from None
-    return frames, fps
+    with VideoReader(path) as video:
+        return video.frame_count or sum(1 for _ in video), video.fps
 
 
 def load_reference(path: str | os.PathLike | None, max_mb: float) -> np.ndarray:
@@ -132,7 +206,10 @@ def load_driving(
 def parse_size(width: float | int | None, height: float | int | None = None) -> tuple[int, int] | None:
     """(width, height) from the page's two number boxes: both 0 or empty, the model's own size; one of
     them 0, a square of the other. Each side a multiple of 8 up to MAX_SIDE."""
-    width, height = int(width or 0), int(height or 0)
+    width, height = (
+        0 if side in (None, "") else page_number(side, name, whole=True)
+        for side, name in ((width, "width"), (height, "height"))
+    )
     if not width and not height:
         return None
     width, height = width or height, height or width
@@ -166,11 +243,24 @@ class Settings:
 
 
 def settings_from_page(align, fit, driving_fit, scale, dx, dy, frame, audio="driving") -> Settings:
-    """Settings from the widgets' values (a negative or empty align frame: automatic)."""
-    frame = None if frame is None or frame == "" or int(frame) < 0 else int(frame)
-    if audio not in ("driving", "none"):
-        raise InputError(f"audio must be driving or none, got {audio!r}")
-    return Settings(bool(align), fit, driving_fit, float(scale or 1.0), (float(dx or 0), float(dy or 0)), frame, audio)
+    """Settings from the widgets' values, or from an API client, checked (a negative or empty align frame:
+    automatic; empty numbers: their defaults)."""
+    frame = None if frame in (None, "") else page_number(frame, "align frame", whole=True)
+    scale = 1.0 if scale in (None, "") else page_number(scale, "align scale")
+    if scale <= 0:
+        raise InputError(f"align scale must be above 0, got {scale:g}")
+    offset = tuple(0.0 if v in (None, "") else page_number(v, f"align offset {n}") for v, n in ((dx, "x"), (dy, "y")))
+    if not isinstance(align, bool):
+        raise InputError(f"align must be true or false, got {align!r}")
+    return Settings(
+        align,
+        choice(fit, "fit", FIT_MODES),
+        choice(driving_fit, "driving fit", FIT_MODES),
+        scale,
+        offset,
+        None if frame is None or frame < 0 else frame,
+        choice(audio, "audio", ("driving", "none")),
+    )
 
 
 def preview(
@@ -204,6 +294,13 @@ def preview(
     return skeleton, overlay, "; ".join(notes)
 
 
+def sampling_numbers(steps, guidance, seed) -> tuple[int, float, int]:
+    """Steps, guidance and seed as the CLI takes them (same ranges, same messages), whatever a client sent."""
+    steps, guidance = page_number(steps, "steps", whole=True), page_number(guidance, "guidance")
+    check_recipe(num_inference_steps=steps, guidance_scale=guidance)
+    return steps, guidance, check_seed(page_number(seed, "seed", whole=True))
+
+
 def model_size(pipeline) -> tuple[int, int]:
     side = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
     return side, side
@@ -228,15 +325,15 @@ def generate(
     from magicpose.workflows.animation import animate, audio_cut, grid_frames, summary
 
     settings = settings or Settings()
-    check_recipe(num_inference_steps=int(steps), guidance_scale=float(guidance))
+    steps, guidance, seed = sampling_numbers(steps, guidance, seed)
     animation = animate(
         pipeline,
         reference,
         driving.poses,
         size=size,
-        num_inference_steps=int(steps),
-        guidance_scale=float(guidance),
-        seed=int(seed),
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        seed=seed,
         known_reference_pose=reference_pose,
         **settings.framing(),
     )

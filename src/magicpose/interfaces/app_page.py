@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 import uuid
 
 from magicpose.errors import InputError
 from magicpose.interfaces.app import (
-    AUTO,
     EXAMPLE_FRAMES,
     MAX_SIDE,
     AppConfig,
@@ -24,9 +24,14 @@ from magicpose.interfaces.app import (
     load_reference,
     model_size,
     parse_size,
+    person_choice,
     preview,
+    prune_results,
     puppet_examples,
+    sampling_numbers,
     settings_from_page,
+    smooth_choice,
+    upload_path,
 )
 from magicpose.pipelines.recipe import MAX_GUIDANCE, MAX_STEPS
 from magicpose.poses.detect import detector_for_smoothing
@@ -35,16 +40,10 @@ from magicpose.poses.smoothing import DEFAULT_SMOOTHING, SMOOTHING_LEVELS
 from magicpose.poses.types import Pose
 from magicpose.workflows.animation import detect_reference_pose
 
-
-def person_choice(value) -> str | int | None:
-    """The page's person choice: largest, center or an index (a digit string)."""
-    if value in (None, "", AUTO):
-        return None
-    return int(value) if str(value).isdigit() else str(value)
-
-
-def smooth_choice(value) -> str | None:
-    return None if value in (None, "", AUTO) else str(value)
+# Every event takes its inputs unprocessed (preprocess=False): Gradio's own conversion of an upload or a number
+# fails with its internal text and the server's upload path, so each value goes through the app's checks instead,
+# which are the CLI's (the widgets' min/max only guide the browser's spinners).
+RAW = dict(preprocess=False)
 
 
 def build_app(config: AppConfig, startup_message: str | None = None):
@@ -53,6 +52,7 @@ def build_app(config: AppConfig, startup_message: str | None = None):
 
     holder = PipelineHolder(config.load_pipeline)
     config.cache_dir.mkdir(parents=True, exist_ok=True)
+    prune_results(config.cache_dir, config.keep_results, config.keep_hours)
 
     def as_gradio_error(function):
         @functools.wraps(function)  # Gradio reads the signature: inputs and the gr.Progress argument
@@ -101,7 +101,7 @@ def build_app(config: AppConfig, startup_message: str | None = None):
         smooth,
         progress=gr.Progress(track_tqdm=True),
     ):
-        if not reference_path or not driving_path:
+        if upload_path(reference_path) is None or upload_path(driving_path) is None:
             return None, None, "upload a reference photo and a driving video to see the skeletons"
         settings = settings_from_page(align, fit, driving_fit, scale, dx, dy, frame)
         reference, driving, pose = read_inputs(reference_path, driving_path, person, smooth)
@@ -131,6 +131,7 @@ def build_app(config: AppConfig, startup_message: str | None = None):
     ):
         settings = settings_from_page(align, fit, driving_fit, scale, dx, dy, frame, audio)
         size = parse_size(width, height)
+        steps, guidance, seed = sampling_numbers(steps, guidance, seed)  # before the slow pose detection
         progress(0, desc="detecting the driving poses")
         reference, driving, pose = read_inputs(reference_path, driving_path, person, smooth)
         progress(0, desc="loading the model")
@@ -152,6 +153,7 @@ def build_app(config: AppConfig, startup_message: str | None = None):
         )
         if config.model_note:
             note += f"\n\nNote: {config.model_note}"
+        prune_results(config.cache_dir, config.keep_results, config.keep_hours)  # this one is the newest
         return str(video), str(grid), [str(video), str(grid)], note
 
     # uploads and results older than a day go every hour, and all of them when the server stops
@@ -172,7 +174,7 @@ def build_app(config: AppConfig, startup_message: str | None = None):
                     label="driving skeleton (first frame)", elem_id="skeleton", interactive=False, height=256
                 )
                 alignment = gr.Image(label="alignment preview", elem_id="alignment", interactive=False, height=256)
-                preview_note = gr.Markdown(elem_id="preview-note")
+                preview_note = gr.Markdown(label="preview note", elem_id="preview-note")
             with gr.Column():
                 steps = gr.Number(
                     label="steps",
@@ -246,20 +248,30 @@ def build_app(config: AppConfig, startup_message: str | None = None):
             grid = gr.Video(label="reference | skeleton | result", elem_id="grid", interactive=False, height=256)
         with gr.Row():
             downloads = gr.File(label="download", file_count="multiple", elem_id="downloads", interactive=False)
-            result_note = gr.Markdown(elem_id="result-note")
+            result_note = gr.Markdown(label="summary", elem_id="result-note")
 
         choices = [align, fit, driving_fit, align_scale, align_dx, align_dy, align_frame, person, smooth]
         preview_inputs = [reference, driving, width, height, *choices]
         preview_outputs = [skeleton, alignment, preview_note]
-        example.click(on_example, None, [reference, driving]).then(on_preview, preview_inputs, preview_outputs)
-        for component in (reference, driving):
-            component.upload(on_preview, preview_inputs, preview_outputs)
-        for component in choices:
-            component.input(on_preview, preview_inputs, preview_outputs)
+        # One endpoint per action (/example, /preview, /generate): the previews' many triggers are one event,
+        # and the example's follow-up preview is the page's own step, not an endpoint.
+        example.click(on_example, None, [reference, driving], api_name="example").then(
+            on_preview, preview_inputs, preview_outputs, api_visibility="private", **RAW
+        )
+        gr.on(
+            [reference.upload, driving.upload, *(component.input for component in choices)],
+            on_preview,
+            preview_inputs,
+            preview_outputs,
+            api_name="preview",
+            **RAW,
+        )
         run.click(
             on_generate,
             [reference, driving, width, height, steps, guidance, seed, *choices, audio],
             [result, grid, downloads, result_note],
+            api_name="generate",
+            **RAW,
         )
     # One job at a time: a diffusion run takes the whole GPU (or CPU); the others wait in line.
     demo.queue(default_concurrency_limit=1, max_size=16)
@@ -267,7 +279,14 @@ def build_app(config: AppConfig, startup_message: str | None = None):
 
 
 def launch(demo, **options) -> None:
-    """Serve the page. Only now does the process tell Gradio, which reads it at run time, to send no usage
-    reports (importing this module changes nothing process-wide)."""
+    """Serve the page until the server stops or the process is interrupted. Only now does the process tell
+    Gradio, which reads it at run time, to send no usage reports (importing this module changes nothing
+    process-wide). Gradio's own wait swallows Ctrl-C and SIGTERM (exit 0); this one closes the server and lets
+    the interrupt reach `magicpose app`, which exits 130 / 143."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    demo.launch(**options)
+    demo.launch(prevent_thread_lock=True, **options)
+    try:
+        while demo.is_running:
+            time.sleep(0.1)
+    finally:
+        demo.close()

@@ -204,15 +204,20 @@ def positive_number(text: str) -> float:
     return value
 
 
-def seed(text: str) -> int:
-    """An argparse type: a seed torch can take (0 to 2**63 - 1)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+def check_seed(value: int) -> int:
+    """A seed torch can take (0 to 2**63 - 1), or an InputError: the CLI's --seed and the app's seed."""
     if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"a seed is from 0 to 2**63 - 1, got {text}")
+        raise InputError(f"a seed is from 0 to 2**63 - 1, got {value}")
     return value
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed torch can take."""
+    try:
+        return check_seed(int(text))
+    except ValueError as error:  # InputError is a ValueError
+        message = str(error) if isinstance(error, InputError) else f"expected a whole number, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def add_strict_argument(parser: argparse.ArgumentParser) -> None:
