@@ -1,8 +1,11 @@
 """Media as users' files have it, made here with PyAV: sound that starts late in every codec and container,
-variable frame rates, GIF and WebP delays, damaged sound. Sync is measured, to 25 ms, against the sound made."""
+variable frame rates, GIF and WebP delays, damaged sound; and one real damaged file, OpenCV's Megamind.avi.
+Sync is measured, to 25 ms, against the sound made."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -297,3 +300,37 @@ def test_damaged_sound_is_told_before_any_sampling(puppet, capsys):
     (root / "out.mp4").unlink(missing_ok=True)
     assert animate(root, root / "damaged.mkv", "--strict", "--max-frames", "4") == 2  # stopped before the model
     assert "sound packet(s) do not decode" in capsys.readouterr().err and not (root / "out.mp4").exists()
+
+
+def opencv_sample(name: str, sha256: str) -> Path:
+    """A file of Debian's opencv-doc examples, which .ci/run extracts into the test-media folder (as vtest.avi for
+    tests/poses/test_tracking.py); `sha256`: the first 16 hex digits of the file's."""
+    folder = Path(os.environ.get("MAGICPOSE_TEST_MEDIA") or Path.home() / ".cache" / "magicpose" / "test-media")
+    path = folder / name
+    if not path.is_file():
+        message = f"{name} (Debian opencv-doc) is not in {folder}; .ci/run extracts it there"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    assert hashlib.sha256(path.read_bytes()).hexdigest().startswith(sha256), f"{path} is another file"
+    return path
+
+
+@pytest.mark.slow
+def test_animate_on_megamind_avi_skips_its_damaged_sound_packet_with_one_warning(tmp_path, capsys):
+    """Megamind.avi (MPEG-4 at 23.976 fps, AC-3 sound) starts with an AC-3 packet that does not decode: ffmpeg plays
+    it with one warning, and so does animate, with the embedded model, its sound and pictures the same length."""
+    from magicpose.interfaces.cli import main
+    from tests.reference_data import reference_path
+
+    megamind = opencv_sample("Megamind.avi", "0057387cb7e75c8f")
+    reference = str(reference_path("real_media", "astronaut.png"))
+    args = ["animate", "--reference", reference, "--driving", str(megamind), "--out", str(tmp_path / "out.mp4")]
+    assert main(args + ["--steps", "1", "--size", "32", "--max-frames", "2"]) == 0  # the embedded model
+    printed = capsys.readouterr()
+    assert printed.err.count("warning:") == 1 and "Megamind.avi: 1 sound packet(s) do not decode" in printed.err
+    assert "2 frames at 23.976 fps" in printed.out and "audio from Megamind.avi" in printed.out
+    samples, audio_seconds, video_seconds = sound_of(tmp_path / "out.mp4")
+    tick = 125 / 2997
+    assert video_seconds == pytest.approx(2 * tick, abs=1e-3)
+    assert abs(audio_seconds - video_seconds) < tick and abs(len(samples) / RATE - video_seconds) < tick

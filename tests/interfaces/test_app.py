@@ -224,3 +224,43 @@ def test_values_from_api_clients_are_checked_in_the_clis_words():
     assert app.upload_path(None) is None and app.upload_path("b.mp4") == app.Path("b.mp4")
     with pytest.raises(InputError, match="expected an uploaded file, got int"):
         app.upload_path(3)
+
+
+def test_a_damaged_driving_sound_is_told_before_the_model_loads_and_beside_the_result(examples, model, tmp_path):
+    import re
+    import warnings
+
+    from tests.test_real_media import damaged, make_clip, sound_of
+
+    photo, dance = examples
+    frames, fps = read_video(dance)
+    make_clip(tmp_path / "clip.mkv", "libmp3lame", seconds=0.4, late=0.0, images=frames)  # 6 frames at 15 fps
+    damaged(tmp_path / "clip.mkv", tmp_path / "damaged.mkv", lambda index: index == 5)
+    pipeline, told = load_pipeline(model), []
+
+    def load():
+        told.append([str(warning.message) for warning in caught])  # what the visitor had been told by now
+        return pipeline
+
+    demo = app_page.build_app(app.AppConfig(load_pipeline=load, cache_dir=tmp_path / "cache"))
+    handlers = {block.fn.__name__: block for block in demo.fns.values() if block.fn is not None}
+    advanced = [True, "pad", "person", 1.0, 0, 0, -1, "largest", "off"]
+    with warnings.catch_warnings(record=True) as caught:  # outside a server, gr.Warning is a Python warning
+        warnings.simplefilter("always")
+        video, _, _, note = handlers["on_generate"].fn(
+            str(photo),
+            str(tmp_path / "damaged.mkv"),
+            32,
+            32,
+            1,
+            7.0,
+            3,
+            *advanced,
+            "driving",
+            progress=lambda *a, **k: None,
+        )
+    damage = re.compile(r"^damaged\.mkv: [12] sound packet\(s\) do not decode and are skipped")  # mp3's reservoir
+    assert [message for message in told[0] if damage.match(message)]  # shown before the model loaded, no paths
+    assert damage.match(note.split("\n\nWarning: ")[1]) and str(tmp_path) not in note  # and beside the result
+    samples, audio_seconds, video_seconds = sound_of(video)
+    assert video_seconds == pytest.approx(0.4, abs=0.01) and abs(audio_seconds - video_seconds) < 1 / 15

@@ -14,7 +14,7 @@ from magicpose.media import read_video
 from magicpose.poses.openpose_json import load_poses
 from magicpose.poses.render import draw_openpose
 
-from .conftest import reference
+from .conftest import reference, shifted_frames
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +201,45 @@ def test_extract_smoothing_levels_are_the_library_levels(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["pose", "extract", "in.mp4", "-o", "out.json", "--smooth", "bogus"])
     assert "(choose from " + ", ".join(repr(level) for level in SMOOTHING_LEVELS) + ")" in capsys.readouterr().err
+
+
+def _nose_runs(sequence) -> list[int]:
+    """Which run of equal poses each tick belongs to (0, 0, 1, 2, 2, ...): a frame held for several ticks
+    repeats its pose exactly (smoothing off); the astronaut slides right, so each next frame's nose is further."""
+    noses = [pose.body[0, 0] for pose in sequence.frames]
+    assert all(later >= earlier for earlier, later in zip(noses, noses[1:]))  # the frames in their order
+    return [int(run) for run in np.cumsum([0] + [later != earlier for earlier, later in zip(noses, noses[1:])])]
+
+
+def test_extract_puts_a_variable_frame_rate_on_the_constant_clock_animate_uses(astronaut, tmp_path, capsys):
+    import cv2
+
+    from tests.test_real_media import make_clip
+
+    small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    times = np.cumsum([0] + [1 / 15 if index % 3 else 0.2 for index in range(1, 8)])  # 15 fps, 0.2 s stalls
+    make_clip(tmp_path / "phone.mp4", "aac", seconds=0.8, late=0.0, times=times, images=shifted_frames(small, 8, 10))
+    assert (
+        main(["pose", "extract", str(tmp_path / "phone.mp4"), "-o", str(tmp_path / "p.json"), "--smooth", "off"]) == 0
+    )
+    line = capsys.readouterr().out
+    assert "12 frames at 15 fps" in line and "constant 15 fps clock" in line and "(4 repeated, 0 dropped)" in line
+    sequence = load_poses(tmp_path / "p.json")
+    assert sequence.fps == pytest.approx(15) and len(sequence) == 12  # 8 frames, each stall held for three ticks
+    assert _nose_runs(sequence) == [0, 1, 2, 2, 2, 3, 4, 5, 5, 5, 6, 7]
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp"])
+def test_extract_reads_an_animated_gif_or_webp_as_a_video_with_its_delays(astronaut, tmp_path, capsys, suffix):
+    import cv2
+
+    small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    frames = [Image.fromarray(frame) for frame in shifted_frames(small, 5, 10)]
+    source = tmp_path / f"dance{suffix}"
+    frames[0].save(source, save_all=True, append_images=frames[1:], duration=[100, 50, 200, 70, 80], loop=0)
+    assert main(["pose", "extract", str(source), "-o", str(tmp_path / "p.json"), "--smooth", "off"]) == 0
+    assert "variable frame rate (5-20 fps)" in capsys.readouterr().out
+    sequence = load_poses(tmp_path / "p.json")
+    # a 56 ms tick (as fast as all but the briefest tenth of the delays): each frame from the tick nearest its time
+    assert sequence.fps == pytest.approx(1 / 0.056) and len(sequence) == 9  # 0.5 s
+    assert _nose_runs(sequence) == [0, 0, 1, 2, 2, 2, 3, 4, 4]

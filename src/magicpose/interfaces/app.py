@@ -4,7 +4,7 @@
     driving video ───┴─ check limits ──┼─ alignment preview (aligned skeleton over the fitted photo)
                                        └─ Generate ─ animate ─ result.mp4 + grid.mp4 (with the sound)
 
-Everything the page does is a plain function here (`check_upload`, `load_driving`, `preview`,
+Everything the page does is a plain function here (`check_upload`, `load_driving`, `preview`, `driving_sound`,
 `generate`, `puppet_examples`), so it is tested without a browser; `app_page.build_app` only wires
 them to widgets and `app_page.launch` serves them. Bad input raises `InputError`, which the handlers turn into a
 `gr.Error` (a red toast) and the server keeps running.
@@ -19,17 +19,22 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from magicpose.errors import InputError, MissingWeightsError
+from magicpose.errors import DamagedMediaWarning, InputError, MissingWeightsError
 from magicpose.interfaces.options import check_seed
 from magicpose.pipelines.recipe import check_recipe
 from magicpose.poses.framing import FIT_MODES
 from magicpose.poses.smoothing import SMOOTHING_LEVELS
+
+if TYPE_CHECKING:
+    from magicpose.audio import AudioCut
 
 EXAMPLE_FRAMES = 16
 MAX_SIDE = 2048  # the largest output side the page accepts (the CLI takes any multiple of 8)
@@ -301,6 +306,21 @@ def sampling_numbers(steps, guidance, seed) -> tuple[int, float, int]:
     return steps, guidance, check_seed(page_number(seed, "seed", whole=True))
 
 
+def driving_sound(driving, settings: Settings) -> tuple[AudioCut | None, list[str]]:
+    """(the sound for a result of the driving frames, or None; what is wrong with it, in lines for the page),
+    checked as the CLI's `animate` checks it, before any model or sampling: damaged packets are skipped, an
+    unusable track gives a silent result. The warnings also go to the server's log."""
+    from magicpose.workflows.animation import audio_cut
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DamagedMediaWarning)
+        cut = audio_cut(settings.audio, driving, len(driving.poses), driving.poses.fps)
+    for warning in caught:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    told = [str(w.message) for w in caught if issubclass(w.category, DamagedMediaWarning)]
+    return cut, [hide_paths(message) for message in told]
+
+
 def model_size(pipeline) -> tuple[int, int]:
     side = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
     return side, side
@@ -318,14 +338,17 @@ def generate(
     guidance: float,
     seed: int,
     reference_pose=None,
+    sound: tuple[AudioCut | None, list[str]] | None = None,
 ) -> tuple[Path, Path, str]:
     """Animate and write result.mp4 and grid.mp4 (reference | skeleton | result), with the sound, into
-    `out_dir`. `reference_pose`: the photo's pose when it is known (else it is detected)."""
+    `out_dir`. `reference_pose`: the photo's pose when it is known (else it is detected). `sound`: the
+    driving sound as `driving_sound` checked it (else it is checked here, before sampling)."""
     from magicpose.media import write_video
-    from magicpose.workflows.animation import animate, audio_cut, grid_frames, summary
+    from magicpose.workflows.animation import animate, grid_frames, summary
 
     settings = settings or Settings()
     steps, guidance, seed = sampling_numbers(steps, guidance, seed)
+    audio, told = sound if sound is not None else driving_sound(driving, settings)
     animation = animate(
         pipeline,
         reference,
@@ -337,12 +360,14 @@ def generate(
         known_reference_pose=reference_pose,
         **settings.framing(),
     )
-    audio = audio_cut(settings.audio, driving, len(animation.frames), animation.fps)
+    if audio is not None:  # the sound of the frames made
+        audio = replace(audio, duration=len(animation.frames) / animation.fps)
     out_dir.mkdir(parents=True, exist_ok=True)
     video, grid = out_dir / "result.mp4", out_dir / "grid.mp4"
     write_video(video, animation.frames, animation.fps, audio=audio)
     write_video(grid, grid_frames(animation), animation.fps, audio=audio)
-    return video, grid, summary(animation, driving, audio).replace("--fit", "fit")
+    note = summary(animation, driving, audio).replace("--fit", "fit")
+    return video, grid, "\n\n".join([note, *(f"Warning: {message}" for message in told)])
 
 
 def puppet_examples(cache_dir: Path, frames: int = EXAMPLE_FRAMES) -> tuple[Path, Path]:

@@ -18,6 +18,7 @@ from magicpose.interfaces.app import (
     MAX_SIDE,
     AppConfig,
     PipelineHolder,
+    driving_sound,
     generate,
     hide_paths,
     load_driving,
@@ -134,6 +135,9 @@ def build_app(config: AppConfig, startup_message: str | None = None):
         steps, guidance, seed = sampling_numbers(steps, guidance, seed)  # before the slow pose detection
         progress(0, desc="detecting the driving poses")
         reference, driving, pose = read_inputs(reference_path, driving_path, person, smooth)
+        sound = driving_sound(driving, settings)  # told now, as the CLI tells it, not after the sampling
+        for message in sound[1]:
+            gr.Warning(message)
         progress(0, desc="loading the model")
         pipeline = holder.get()
         # From here the pipeline's own tqdm bar (frames x steps) drives the page's bar (track_tqdm).
@@ -150,6 +154,7 @@ def build_app(config: AppConfig, startup_message: str | None = None):
             guidance=guidance,
             seed=seed,
             reference_pose=pose,
+            sound=sound,
         )
         if config.model_note:
             note += f"\n\nNote: {config.model_note}"

@@ -11,7 +11,6 @@ One `PoseDetector` serves a run (the driving video and the photo), and each skel
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from contextlib import nullcontext
@@ -24,15 +23,15 @@ import torch
 from magicpose.audio import AudioCut, check_cut, probe_audio
 from magicpose.errors import InputError
 from magicpose.files import is_url, not_found
-from magicpose.media import DEFAULT_FOLDER_FPS, VideoReader, is_animated_image, is_image_path, read_image
+from magicpose.media import DEFAULT_FOLDER_FPS, is_animated_image, is_image_path, read_image
 from magicpose.poses.align import align_pose_sequence, check_manual_alignment
 from magicpose.poses.detect import PoseDetector, detector_for_smoothing
 from magicpose.poses.framing import FIT_MODES, Framing, fit
+from magicpose.poses.on_clock import detect_on_clock, start_frame
 from magicpose.poses.openpose_json import load_poses
 from magicpose.poses.render import draw_openpose
 from magicpose.poses.smoothing import DEFAULT_SMOOTHING, smooth_poses
 from magicpose.poses.types import Pose, PoseSequence
-from magicpose.timing import constant_rate_frames, on_clock_note
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ def read_driving(
     if not detected:
         sequence = load_poses(driving, fps=fps, size=pose_size, infer_size=True)
         rate = sequence.fps
-        first = _start_frame(start, rate, len(sequence), driving)
+        first = start_frame(start, rate, len(sequence), driving)
         sequence, where, timing = _frames(sequence, first, max_frames), first / rate, None
     elif is_image_path(driving) and not is_animated_image(driving):
         if start:
@@ -134,24 +133,17 @@ def read_driving(
             sequence = running.detect_video([read_image(driving)], progress=False, fps=fps, **_person(person))
         rate, where, timing = sequence.fps, 0.0, None
     else:
-        with VideoReader(driving, folder_fps=fps or DEFAULT_FOLDER_FPS) as reader:  # --fps: a folder's rate
-            rate, count = reader.fps, reader.frame_count
-            times, end, variable = reader.times, reader.end, reader.variable
-        first, picks, timing = _start_frame(start, rate, count, driving, times, end), None, None
-        where = first / rate if times is None else float(times[first])  # the time of the frame shown first
-        if variable:  # every frame near its time on a constant clock, so the motion stays with the sound
-            picks = constant_rate_frames(times, end, rate, start, max_frames)
-            first, where = picks[0], start  # the clock starts at --start
-        with _detector(detector, level) as running:
-            sequence = running.detect_video(
+        with _detector(detector, level) as running:  # --fps: a folder's rate
+            clocked = detect_on_clock(
+                running,
                 driving,
+                start=start,
+                max_frames=max_frames,
+                folder_fps=fps or DEFAULT_FOLDER_FPS,
+                person=person,
                 progress=progress,
-                max_frames=max_frames if picks is None else picks[-1] + 1 - first,
-                start_frame=first,
-                **_person(person),
             )
-        if picks is not None:
-            sequence, timing = _on_clock(sequence, [min(i - first, len(sequence) - 1) for i in picks], times, rate)
+        sequence, rate, where, timing = clocked.poses, clocked.poses.fps, clocked.start, clocked.note
     if len(sequence) == 0:
         raise InputError(f"{driving} has no pose frames")
     if not sequence.found.any():
@@ -171,34 +163,6 @@ def load_driving_poses(
 ) -> PoseSequence:
     """The poses of `read_driving` alone."""
     return read_driving(driving, fps=fps, max_frames=max_frames, progress=progress, **options).poses
-
-
-def _start_frame(start: float, fps: float, count: int | None, source: Path, times=None, end=None) -> int:
-    """The frame `start` seconds in: the one nearest it on the container's clock (`times`) when there is one."""
-    if times is not None:
-        if start >= end:
-            raise InputError(
-                f"--start {start:g} s is past the end of {source} ({len(times)} frames, {end:.2f} s); start earlier"
-            )
-        return int(np.argmin(np.abs(times - start)))
-    first = round(start * fps)
-    if count is not None and first >= count:
-        raise InputError(
-            f"--start {start:g} s is past the end of {source} ({count} frames, {count / fps:.2f} s); start earlier"
-        )
-    return first
-
-
-def _on_clock(sequence: PoseSequence, picks: list[int], times, rate: float) -> tuple[PoseSequence, str]:
-    """The poses of frames `picks` (a constant-rate clock's), and what that did in words."""
-    person = sequence.person
-    if person and isinstance(person.get("boxes"), list):
-        boxes, since = person["boxes"], person["first_frame"]
-        first = next((tick for tick, index in enumerate(picks) if index >= since), 0)
-        person = {**person, "boxes": [boxes[i] for i in picks], "first_frame": first}
-    frames = [copy.deepcopy(sequence.frames[i]) for i in picks]
-    found = np.asarray(sequence.found)[picks]
-    return replace(sequence, frames=frames, found=found, person=person), on_clock_note(times, picks, rate)
 
 
 def _person(person) -> dict:

@@ -49,20 +49,25 @@ def write_skeleton(path: Path, sequence, *, hands: bool = True, face: bool = Tru
     media.write_video(path, tqdm(frames, total=len(sequence), desc="render", unit="frame"), sequence.fps)
 
 
-def _detect(source: Path, detector, *, progress: bool = True, person: str | int = "largest"):
-    """Poses of an image (a one-frame sequence) or of every frame of a video / image folder."""
+def _detect(source: Path, detector, *, progress: bool = True, person: str | int = "largest", fps: float | None = None):
+    """(poses, a note on their timing or None) of a photo (one frame) or of a video, animated image or image
+    folder, on the constant clock that `animate` uses (`magicpose.poses.on_clock`). `fps`: a folder's rate."""
     from magicpose import media
+    from magicpose.poses.on_clock import detect_on_clock
     from magicpose.poses.types import PoseSequence
 
     if not source.exists():
         raise not_found(source, "input")
-    if source.is_file() and media.is_image_path(source):
+    if source.is_file() and media.is_image_path(source) and not media.is_animated_image(source):
         image = media.read_image(source)
         pose = detector.detect_image(image)
         if pose is None:
             raise InputError(f"no person found in {source}; pass a photo showing a person")
-        return PoseSequence([pose], image.shape[1], image.shape[0], fps=1.0)
-    return detector.detect_video(source, progress=progress, person=person)
+        return PoseSequence([pose], image.shape[1], image.shape[0], fps=1.0), None
+    clocked = detect_on_clock(
+        detector, source, folder_fps=fps or media.DEFAULT_FOLDER_FPS, person=person, progress=progress
+    )
+    return clocked.poses, clocked.note
 
 
 def followed_person(sequence) -> str:
@@ -115,7 +120,7 @@ def run_extract(args) -> int:
     with detector_for_smoothing(
         args.smooth, min_visibility=args.min_visibility, refine_face=not args.no_iris
     ) as detector:
-        sequence = _detect(args.input, detector, person=args.person)
+        sequence, timing = _detect(args.input, detector, person=args.person, fps=args.fps)
     sequence = smooth_poses(sequence, args.smooth)
     if args.fps is not None:
         sequence.fps = args.fps
@@ -125,6 +130,7 @@ def run_extract(args) -> int:
     print(
         f"{args.output}: {len(sequence)} frames at {sequence.fps:g} fps, {sequence.width}x{sequence.height}"
         + (f", {missing} without the person (filled)" if missing else "")
+        + (f", {timing}" if timing else "")
         + (f"; {followed}" if followed else "")
         + f"; smoothing {args.smooth}"
     )
@@ -161,7 +167,7 @@ def run_align(args) -> int:
         if not media.is_image_path(reference_path):
             raise InputError(f"the reference {reference_path} must be a photo or a pose .json file")
         with PoseDetector() as detector:
-            reference_sequence = _detect(reference_path, detector, progress=False)
+            reference_sequence, _ = _detect(reference_path, detector, progress=False)
     reference = reference_sequence[0]
     if not reference.has("body"):
         raise InputError(f"the reference {reference_path} shows no body joints; use a photo of the person's body")
@@ -189,7 +195,10 @@ def register(subparsers) -> None:
 
     extract = actions.add_parser("extract", help="detect poses in a video, image folder or photo (mediapipe Holistic)")
     extract.add_argument(
-        "input", type=Path, metavar="VIDEO_OR_IMAGE", help="mp4/mov/avi/webm/gif, a folder of frames, or a photo"
+        "input",
+        type=Path,
+        metavar="VIDEO_OR_IMAGE",
+        help="mp4/mov/avi/webm/mkv, an animated gif/webp, a folder of frames, or a photo",
     )
     extract.add_argument("-o", "--output", type=Path, required=True, help="pose sequence file to write (.json)")
     extract.add_argument("--preview", type=Path, help="also render the skeletons (.mp4, or .png for a photo)")
