@@ -15,10 +15,8 @@ import tempfile
 from pathlib import Path
 
 from magicpose.errors import InputError
-from magicpose.pipelines.recipe import check_recipe
+from magicpose.pipelines.recipe import SCHEDULER_NAMES, check_recipe
 
-# magicpose.pipelines.schedulers.SCHEDULERS' names (tested equal), here so that --help need not import diffusers
-SCHEDULER_NAMES = ("ddim", "dpm++", "unipc", "euler-a")
 DTYPE_NAMES = ("auto", "float32", "float16", "bfloat16")
 
 
