@@ -193,3 +193,26 @@ def test_two_processes_share_the_jobs_each_once(workdir):
     assert merged["statuses"] == ["done"] * 4 and [job["job"] for job in merged["jobs"]] == [1, 2, 3, 4]
     assert merged["processes"] == 2 and all((folder / f"v{i}.mp4").is_file() for i in range(4))
     assert not [path for path in folder.iterdir() if path.name.startswith(".")]  # no temporary left
+
+
+def test_a_bug_in_a_job_is_a_failed_row_but_raises_under_debug(workdir, monkeypatch, capsys):
+    """A bug (an exception no anticipated failure explains) keeps its traceback under --debug or
+    MAGICPOSE_DEBUG=1, as the README promises; without them the other jobs go on."""
+    from magicpose.interfaces.commands import animate
+
+    folder = workdir / "bug"
+    folder.mkdir()
+    (folder / "jobs.yaml").write_text("- {reference: ../photo.png, driving: ../poses.json, out: a.mp4}\n")
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(animate, "produce", broken)
+    monkeypatch.delenv("MAGICPOSE_DEBUG", raising=False)
+    assert _jobs(workdir, folder / "jobs.yaml") == 1
+    assert "job 1 (line 1) failed: ZeroDivisionError: a bug" in capsys.readouterr().err
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "animate", "--jobs", str(folder / "jobs.yaml"), "--model", str(workdir / "model"), *FAST])
+    monkeypatch.setenv("MAGICPOSE_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        _jobs(workdir, folder / "jobs.yaml")

@@ -8,16 +8,12 @@ A subcommand is listed here only once it works.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
-import os
 import signal
 import sys
 import warnings
 
-from magicpose.errors import DamagedMediaWarning, InputError
-
-DEBUG_VARIABLE = "MAGICPOSE_DEBUG"  # set to 1 (or pass --debug) to see the traceback of a handled failure
+from magicpose.errors import DEBUG_VARIABLE, DamagedMediaWarning, debugging, failure_message
 
 COMMANDS = [
     "demo",
@@ -61,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    debug = args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+    debug = debugging(args.debug)
     try:
         with terminate_as_interrupt(), warnings.catch_warnings():
             warnings.showwarning = one_line_warnings(args.command)
@@ -115,28 +111,6 @@ def one_line_warnings(command: str):
             default(message, category, filename, lineno, file, line)
 
     return show
-
-
-def failure_message(error: Exception) -> str | None:
-    """What the user is told about an anticipated failure; None for a bug, which keeps its traceback."""
-    if isinstance(error, InputError):
-        return str(error)
-    if isinstance(error, DamagedMediaWarning):
-        return f"{error}; stopped by --strict (without it the run goes on with the frames that decode)"
-    name = type(error).__name__
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = f" writing {error.filename}" if error.filename else ""
-        return f"no space left on the device{where}; free some space or write to another disk (nothing was replaced)"
-    if isinstance(error, PermissionError):
-        return f"permission denied: {error.filename or error}; choose a path you can write to (or read)"
-    if name == "OutOfMemoryError" or isinstance(error, MemoryError):
-        return (
-            f"out of memory ({error}); try a smaller --size, fewer frames at a time (--frame-chunk), "
-            "--dtype fp16/bf16 or --cpu-offload"
-        )
-    if name == "DecompressionBombError":
-        return f"{error}; the image is too large to decode safely: resize it first"
-    return None
 
 
 if __name__ == "__main__":
