@@ -112,7 +112,7 @@ class SamplingConfig:
     step). The validation grids of stages 1-3 sample with it too (`output.validation_inference_steps` and
     `output.validation_guidance_scale`, where set, override its steps and guidance there)."""
 
-    scheduler: str = "ddim"  # ddim | dpm++ | unipc | euler-a
+    scheduler: str = "ddim"  # one of recipe.SCHEDULER_NAMES
     num_inference_steps: int = 50
     guidance_scale: float = 7.0  # 1: no guidance
     start_from_reference: bool = False  # sample from the reference's latents noised to the first timestep
