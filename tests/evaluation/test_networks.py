@@ -104,6 +104,7 @@ def test_resnet3d_published_layout(tmp_path):
     assert distances == sorted(distances) and distances[0] > 0
 
 
+@pytest.mark.slow
 def test_i3d_published_layout(tmp_path):
     source = randomize(i3d.InceptionI3d())
     state = source.state_dict()

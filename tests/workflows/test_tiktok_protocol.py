@@ -199,6 +199,7 @@ def test_evaluate_names_the_evaluators_metrics_without_importing_it():
     assert evaluate.METRICS == evaluator.METRICS and evaluate.DEFAULT_METRICS == evaluator.DEFAULT_METRICS
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed (gloo)")
 def test_two_processes_share_the_videos_each_once_and_match_one_process(tree, single):
     out = tree.parent / "two"
