@@ -19,7 +19,8 @@ def free_port() -> int:
 
 def torchrun(*arguments: str, processes: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
     """`torchrun --nproc_per_node N ARGUMENTS` (a script, or `-m module ...`) on this host, one thread each."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # this checkout's package (not another one a venv may have installed in editable mode) and its tests
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
     command += ["--master_addr", "127.0.0.1", "--master_port", str(free_port()), *arguments]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)

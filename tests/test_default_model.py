@@ -1,6 +1,7 @@
 """The embedded default model (docs/default_model.md): shipped in the package, small, complete, and working."""
 
 import numpy as np
+import pytest
 
 from magicpose.interfaces.cli import main
 from magicpose.media import read_video
@@ -27,6 +28,7 @@ def test_the_default_model_loads_with_its_motion_module_unless_told_not_to():
     assert not is_motion_unet(load_pipeline(default_model_folder(), motion_module=False).unet)
 
 
+@pytest.mark.slow
 def test_the_default_model_reenacts_a_held_out_puppet():
     from magicpose.evaluation.puppet_benchmark import evaluate_on_puppets
 
@@ -42,6 +44,7 @@ def test_the_default_model_reenacts_a_held_out_puppet():
     assert scores["masked_psnr"] - baseline["masked_psnr"] > 6.0  # the appearance branch carries the identity
 
 
+@pytest.mark.slow
 def test_demo_runs_on_the_default_model(tmp_path):
     out = tmp_path / "demo.mp4"
     assert main(["demo", "--out", str(out), "--frames", "2", "--steps", "2"]) == 0

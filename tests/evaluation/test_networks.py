@@ -104,6 +104,7 @@ def test_resnet3d_published_layout(tmp_path):
     assert distances == sorted(distances) and distances[0] > 0
 
 
+@pytest.mark.slow
 def test_i3d_published_layout(tmp_path):
     source = randomize(i3d.InceptionI3d())
     state = source.state_dict()
@@ -147,3 +148,61 @@ def test_adaface_checkpoint_layout(tmp_path):
     embeddings = model(faces)
     assert embeddings.shape == (3, 512) and torch.equal(embeddings, source(faces))
     assert torch.allclose(embeddings.norm(dim=1), torch.ones(3))
+
+
+class _RunsCode:
+    """Unpickling this opens a marker file for writing (creating it): what a malicious weight file would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_a_weight_file_that_would_run_code_is_refused_unrun(tmp_path):
+    marker = tmp_path / "ran"
+    weights = randomize(resnet3d.ResNet3d()).state_dict()
+    path = save(tmp_path, "resnet3d", {"state_dict": weights, "payload": _RunsCode(marker)})
+    with pytest.raises(InputError, match="resnet-50-kinetics.pth holds Python objects beyond weights") as error:
+        resnet3d.load_resnet3d(tmp_path)
+    assert "(io.open)" in str(error.value) and "not loaded" in str(error.value)
+    assert not marker.exists()
+    # The same file loaded without the weights-only unpickler runs the payload: the test can fail.
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
+def test_adaface_lightning_checkpoint_loads_without_lightning(tmp_path, monkeypatch):
+    """AdaFace's published checkpoint (Lightning 1.4) keys its callback state by the ModelCheckpoint class
+    and holds MultiStepLR's Counter of milestones: both load with weights only, Lightning not installed."""
+    import collections
+    import sys
+    import types
+
+    lightning_names = (
+        "pytorch_lightning",
+        "pytorch_lightning.callbacks",
+        "pytorch_lightning.callbacks.model_checkpoint",
+    )
+    fake = {name: types.ModuleType(name) for name in lightning_names}
+    model_checkpoint = type("ModelCheckpoint", (), {"__module__": lightning_names[-1]})
+    fake[lightning_names[-1]].ModelCheckpoint = model_checkpoint
+    for name, module in fake.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    source = randomize(adaface.IRBackbone((1, 2, 1, 1)))
+    checkpoint = {
+        "epoch": 26,
+        "pytorch-lightning_version": "1.4.4",
+        "state_dict": {f"model.{k}": v for k, v in source.state_dict().items()},
+        "callbacks": {model_checkpoint: {"best_model_score": torch.tensor(0.9), "dirpath": "experiments/x"}},
+        "lr_schedulers": [{"milestones": collections.Counter([12, 20, 24]), "gamma": 0.1, "last_epoch": 26}],
+        "hyper_parameters": {"arch": "ir_101", "lr_milestones": [12, 20, 24], "m": 0.4},
+        "hparams_name": "kwargs",
+    }
+    save(tmp_path, "adaface", checkpoint)
+    for name in lightning_names:
+        monkeypatch.delitem(sys.modules, name)
+    model = adaface.load_adaface(tmp_path, units=(1, 2, 1, 1))
+    faces = torch.rand(2, 3, 112, 112, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    assert torch.equal(model(faces), source(faces))

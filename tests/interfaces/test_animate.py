@@ -47,6 +47,7 @@ def _animate(workdir, *extra, reference=None, out="out.mp4"):
     )
 
 
+@pytest.mark.slow
 def test_animate_writes_a_playable_video_and_grid_aligned_to_a_real_photo(workdir, capsys):
     assert _animate(workdir, "--grid") == 0
     assert "aligned" in capsys.readouterr().out
@@ -58,6 +59,7 @@ def test_animate_writes_a_playable_video_and_grid_aligned_to_a_real_photo(workdi
     assert grid[0].shape == (32, 96, 3)
 
 
+@pytest.mark.slow
 def test_same_seed_same_video(workdir):
     assert _animate(workdir, "--seed", "3", out="a.mp4") == 0
     assert _animate(workdir, "--seed", "3", out="b.mp4") == 0
@@ -75,6 +77,7 @@ def test_sampling_flags_override_the_model_settings(workdir):
     assert not np.array_equal(read_video(workdir / "dpm.mp4")[0][0], read_video(workdir / "ddim.mp4")[0][0])
 
 
+@pytest.mark.slow
 def test_reference_without_a_person_warns_and_goes_on_unaligned(workdir, caplog):
     blank = workdir / "blank.png"
     write_image(blank, np.full((64, 64, 3), 200, dtype=np.uint8))
@@ -108,11 +111,13 @@ def test_bad_inputs_fail_clearly_and_leave_no_output(workdir, tmp_path, capsys):
         assert not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.slow
 def test_an_output_folder_that_does_not_exist_yet_is_made(workdir, tmp_path):
     assert _animate(workdir, out=str(tmp_path / "new" / "folder" / "x.mp4")) == 0
     assert (tmp_path / "new" / "folder" / "x.mp4").is_file()
 
 
+@pytest.mark.slow
 def test_the_embedded_model_says_what_it_is_and_a_named_model_does_not(workdir, capsys):
     assert _animate(workdir, out="named.mp4") == 0
     assert "embedded puppet model" not in capsys.readouterr().err
@@ -191,6 +196,7 @@ def test_fit_crop_says_when_it_cuts_the_person_and_fit_person_keeps_them(workdir
     assert not np.array_equal(read_video(workdir / "person.mp4")[0][0], read_video(workdir / "crop.mp4")[0][0])
 
 
+@pytest.mark.slow
 def test_any_shape_and_what_happened_to_the_driving_frames(workdir, capsys):
     from magicpose.data.puppet.world import PuppetVideo, video_spec
     from magicpose.poses.types import PoseSequence

@@ -54,6 +54,7 @@ def _stamp(path: Path):
     return stat.st_ino, stat.st_mtime_ns, path.read_bytes()
 
 
+@pytest.mark.slow
 def test_yaml_jobs_run_report_a_bad_one_and_resume(workdir, loads, capsys):
     folder = workdir / "yaml"
     folder.mkdir()
@@ -91,6 +92,7 @@ def test_yaml_jobs_run_report_a_bad_one_and_resume(workdir, loads, capsys):
     assert "3 jobs: 2 done, 0 skipped, 1 failed" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_csv_jobs_take_their_own_options_over_the_command_line(workdir, loads, capsys):
     folder = workdir / "csv"
     folder.mkdir()
@@ -173,6 +175,7 @@ def test_without_jobs_reference_driving_and_out_are_needed(workdir, capsys):
     assert "--driving, --out are needed" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed (gloo)")
 def test_two_processes_share_the_jobs_each_once(workdir):
     folder = workdir / "shared"
@@ -193,3 +196,27 @@ def test_two_processes_share_the_jobs_each_once(workdir):
     assert merged["statuses"] == ["done"] * 4 and [job["job"] for job in merged["jobs"]] == [1, 2, 3, 4]
     assert merged["processes"] == 2 and all((folder / f"v{i}.mp4").is_file() for i in range(4))
     assert not [path for path in folder.iterdir() if path.name.startswith(".")]  # no temporary left
+
+
+@pytest.mark.slow
+def test_a_bug_in_a_job_is_a_failed_row_but_raises_under_debug(workdir, monkeypatch, capsys):
+    """A bug (an exception no anticipated failure explains) keeps its traceback under --debug or
+    MAGICPOSE_DEBUG=1, as the README promises; without them the other jobs go on."""
+    from magicpose.interfaces.commands import animate
+
+    folder = workdir / "bug"
+    folder.mkdir()
+    (folder / "jobs.yaml").write_text("- {reference: ../photo.png, driving: ../poses.json, out: a.mp4}\n")
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(animate, "produce", broken)
+    monkeypatch.delenv("MAGICPOSE_DEBUG", raising=False)
+    assert _jobs(workdir, folder / "jobs.yaml") == 1
+    assert "job 1 (line 1) failed: ZeroDivisionError: a bug" in capsys.readouterr().err
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "animate", "--jobs", str(folder / "jobs.yaml"), "--model", str(workdir / "model"), *FAST])
+    monkeypatch.setenv("MAGICPOSE_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        _jobs(workdir, folder / "jobs.yaml")

@@ -242,6 +242,7 @@ def test_long_clips_are_refused_with_a_pointer_to_windows(live_motion_model, inp
         unet(torch.zeros(too_long, 4, 8, 8), 10, inputs["context"])
 
 
+@pytest.mark.slow
 def test_stage_three_training_step_moves_only_the_temporal_layers():
     """The trainer's stage-3 module (clip batches): a loss, gradients on the motion modules alone."""
     from types import SimpleNamespace

@@ -54,6 +54,7 @@ def test_every_official_key_is_converted_or_explained(oracle):
     assert all(k.startswith("appearance_control_model.input_hint_block.") or "." not in k for k in converted.unused)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_index", range(4))
 def test_epsilon_matches_official(oracle, model, case_index):
     case = oracle["index"]["cases"][case_index]
@@ -96,6 +97,7 @@ def test_pose_residuals_match_official(oracle, model):
         assert relative_error(residual, t[name]) < TOLERANCE
 
 
+@pytest.mark.slow
 def test_five_step_ddim_sampling_matches_official(oracle):
     c, t = oracle["components"], oracle["cases"]
     sampling = oracle["index"]["sampling"]

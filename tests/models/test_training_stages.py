@@ -51,3 +51,21 @@ def test_frozen_appearance_layers_are_exactly_those_nothing_reads(model):
 def test_unknown_stage_is_an_error(model):
     with pytest.raises(ValueError, match="unknown training stage"):
         model.set_training_stage("everything")
+
+
+@pytest.mark.parametrize("given", [True, False])
+def test_building_a_model_changes_no_flag_it_is_given(given):
+    """Freezing is training's business (`set_training_stage`): the model's constructor leaves every
+    network's requires_grad flags as it finds them, mixed ones included."""
+    c = get_dummy_components()
+    networks = (c["unet"], c["appearance_control"], c["pose_control"])
+    for network in networks:
+        network.requires_grad_(given)
+    mixed = next(c["unet"].parameters())
+    mixed.requires_grad_(not given)
+    flags = [[p.requires_grad for p in network.parameters()] for network in networks]
+    model = MagicPoseModel(*networks)
+    assert [[p.requires_grad for p in network.parameters()] for network in networks] == flags
+    assert mixed.requires_grad is (not given) and sum(f.count(given) for f in flags) > 800
+    model.set_training_stage("appearance")  # the stage freezes the base UNet
+    assert not any(p.requires_grad for p in c["unet"].parameters())

@@ -121,6 +121,7 @@ def step_inputs(components):
     )
 
 
+@pytest.mark.slow
 def test_windows_with_a_2d_unet_equal_plain_per_frame_denoising(components, step_inputs):
     """Without temporal layers frames are independent: blending windows changes nothing."""
     model = MagicPoseModel(components["unet"], components["appearance_control"], components["pose_control"])
@@ -138,6 +139,7 @@ def test_windows_with_a_2d_unet_equal_plain_per_frame_denoising(components, step
     torch.testing.assert_close(windowed, plain, atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_windows_with_a_motion_unet_run_each_window_as_one_clip(components, step_inputs):
     """One window covering the video is exactly the single-clip prediction; smaller windows change it
     (frames of different windows do not see each other), so the motion UNet really gets clips."""

@@ -144,6 +144,7 @@ def _check_two_ranks_trained(out, stdout: str) -> list[float]:
     return _logged(out, "loss")
 
 
+@pytest.mark.slow
 def test_eight_gpu_and_multi_node_configs_train_on_two_cpu_processes_with_the_stage_configs_precision(tmp_path):
     # multi_gpu_8.yaml on 2 processes: accelerate starts torchrun, the trainer's train.cpu joins them over gloo
     one_machine, one_machine_out = _tiny_run(tmp_path, "one_machine")

@@ -101,10 +101,27 @@ def test_sampling_defaults_to_the_official_recipe(path):
 
 
 def test_sampling_scheduler_names_are_the_pipelines():
+    from magicpose.pipelines.recipe import SCHEDULER_NAMES
     from magicpose.pipelines.schedulers import SCHEDULERS
-    from magicpose.training.config import SAMPLING_SCHEDULERS
 
-    assert SAMPLING_SCHEDULERS == tuple(SCHEDULERS)
+    assert SCHEDULER_NAMES == tuple(SCHEDULERS)
+
+
+def test_a_config_that_validates_samples(path):
+    """The config checks the sampling recipe with the pipeline's own check: a guidance the pipeline would
+    refuse at the first validation grid is refused when the config is read."""
+    from magicpose.pipelines.recipe import MAX_GUIDANCE, check_recipe
+
+    check_recipe(guidance_scale=MAX_GUIDANCE)
+    assert load_config(path, [f"sampling.guidance_scale={MAX_GUIDANCE}"]).sampling.guidance_scale == MAX_GUIDANCE
+    with pytest.raises(InputError):
+        check_recipe(guidance_scale=50)
+    with pytest.raises(InputError, match="sampling.guidance_scale must be from 0 to 30.*got 50"):
+        load_config(path, ["sampling.guidance_scale=50"])
+    with pytest.raises(InputError, match="output.validation_guidance_scale .* must be from 0 to 30.*got 50"):
+        load_config(path, ["output.validation_guidance_scale=50"])
+    with pytest.raises(InputError, match="output.validation_inference_steps .* must be from 1 to 1000, got 0"):
+        load_config(path, ["output.validation_inference_steps=0"])
 
 
 @pytest.mark.parametrize(
@@ -113,20 +130,20 @@ def test_sampling_scheduler_names_are_the_pipelines():
         ("sampling.scheduler=pndm", "sampling.scheduler must be one of ddim, dpm\\+\\+, unipc, euler-a, got 'pndm'"),
         ("sampling.num_inference_steps=0", "sampling.num_inference_steps must be from 1 to 1000, got 0"),
         ("sampling.num_inference_steps=2.5", "sampling.num_inference_steps must be int"),
-        ("sampling.guidance_scale=-1", "sampling.guidance_scale must be 0 or more"),
-        ("sampling.guidance_scale=.nan", "sampling.guidance_scale must be 0 or more"),
+        ("sampling.guidance_scale=-1", "sampling.guidance_scale must be from 0 to 30"),
+        ("sampling.guidance_scale=.nan", "sampling.guidance_scale must be from 0 to 30"),
         ("sampling.start_from_reference=yes please", "sampling.start_from_reference must be true or false"),
         (
             "sampling.guidance_interval=[800, 200]",
-            r"sampling.guidance_interval must be null or \[low, high\] with 0 <= low < high <= 1000",
+            r"sampling.guidance_interval must be \[low, high\] training timesteps with 0 <= low < high <= 1000",
         ),
-        ("sampling.guidance_interval=[0, 1001]", "sampling.guidance_interval must be null"),
-        ("sampling.guidance_interval=[-1, 500]", "sampling.guidance_interval must be null"),
+        ("sampling.guidance_interval=[0, 1001]", "sampling.guidance_interval must be \\[low, high\\]"),
+        ("sampling.guidance_interval=[-1, 500]", "sampling.guidance_interval must be \\[low, high\\]"),
         ("sampling.guidance_interval=500", "sampling.guidance_interval must be a list of 2 numbers"),
         ("sampling.window_frames=0", "sampling.window_frames must be at least 1"),
         (
             "sampling.window_overlap=16",
-            r"sampling.window_overlap must be from 0 to sampling.window_frames - 1 \(15\), got 16",
+            r"sampling.window_overlap must be from 0 to the window length - 1 \(15\), got 16",
         ),
         ("sampling.window_overlap=-1", "sampling.window_overlap must be from 0"),
         ("sampling.steps=10", "unknown key"),

@@ -30,6 +30,7 @@ def test_every_stage_has_an_overfit_check():
     assert set(FIT) == set(STAGE_CLASSES) == set(STAGES)  # what configs may name is what build_stage builds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FIT))
 def test_the_stage_overfits_one_batch(tmp_path, name):
     learning_rate, factor = FIT[name]

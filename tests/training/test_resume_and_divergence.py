@@ -33,6 +33,7 @@ def _final(out):
     return load_file(out / "checkpoints" / f"step-{2 * K:06d}" / "trainable.safetensors")
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_run_equals_a_straight_run(tmp_path):
     train(tiny_config("pose", tmp_path / "straight", **OPTIONS))
     config = tiny_config("pose", tmp_path / "resumed", **OPTIONS)
@@ -47,6 +48,7 @@ def test_interrupted_and_resumed_run_equals_a_straight_run(tmp_path):
     assert any(not torch.equal(first[k], straight[k]) for k in first)  # the second half did train
 
 
+@pytest.mark.slow
 def test_stopping_between_checkpoints_checkpoints_the_step_it_stops_at(tmp_path):
     config = tiny_config("vae", tmp_path, train={"max_steps": 5}, output={"checkpoint_every": 4, "validate_every": 0})
     stopped = train(config, stop_after=1)
@@ -54,6 +56,7 @@ def test_stopping_between_checkpoints_checkpoints_the_step_it_stops_at(tmp_path)
     assert not (tmp_path / "export").exists()
 
 
+@pytest.mark.slow
 def test_a_second_run_into_the_same_folder_needs_resume(tmp_path):
     from magicpose.errors import InputError
 
@@ -63,6 +66,7 @@ def test_a_second_run_into_the_same_folder_needs_resume(tmp_path):
         train(config)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     calls = {"n": 0}
     forward = MagicPoseStage.forward
@@ -80,6 +84,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert not (tmp_path / "export").exists()
 
 
+@pytest.mark.slow
 def test_a_spent_time_budget_checkpoints_and_exports_early(tmp_path):
     config = tiny_config(
         "controlnet",
@@ -92,6 +97,7 @@ def test_a_spent_time_budget_checkpoints_and_exports_early(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000001"]
 
 
+@pytest.mark.slow
 def test_ema_is_checkpointed_resumed_exactly_and_is_what_the_run_exports(tmp_path):
     from magicpose.training.stages import build_stage
 
@@ -126,6 +132,7 @@ def test_ema_decay_outside_0_1_is_an_error(tmp_path):
         tiny_config("motion", tmp_path, train={"shared_noise": 1.5})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_checkpoints_the_finished_step_and_the_resume_is_exact(tmp_path, monkeypatch, capsys, stop):
     """Ctrl-C or SIGTERM mid-run: the step under way finishes, its checkpoint is saved, the command says how to
@@ -158,6 +165,7 @@ def test_a_stop_signal_checkpoints_the_finished_step_and_the_resume_is_exact(tmp
     assert max((straight[k] - resumed[k]).abs().max().item() for k in straight) <= 1e-6
 
 
+@pytest.mark.slow
 def test_resuming_with_changed_settings_names_them(tmp_path):
     config = tiny_config("pose", tmp_path / "run", **OPTIONS)
     train(config, stop_after=K)

@@ -7,6 +7,8 @@ import torch
 from magicpose.training.trainer import train
 from tests.training.helpers import tiny_config
 
+pytestmark = pytest.mark.slow  # trains every stage once for the module (minutes on 2 CPU cores)
+
 # configs/puppet's stage 1 and 2 `sampling:` (the embedded model's recipe); stage 1 here has none (official)
 PUPPET_SAMPLING = {
     "scheduler": "dpm++",

@@ -3,11 +3,14 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.processes import torchrun
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_ranks_see_different_data_and_stay_in_sync(tmp_path):
     result = torchrun(str(ROOT / "tests" / "training" / "ddp_worker.py"), str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -127,8 +127,8 @@ def test_stage_two_grid_generates_what_the_export_samples(tmp_path):
 
 @pytest.mark.parametrize("stage_name", ["appearance", "motion"])
 def test_validation_leaves_the_stage_as_it_trains(tmp_path, stage_name):
-    """The pipeline wraps the networks in a model of its own, which freezes the base UNet: a motion UNet's
-    temporal layers must train on afterwards, through the same reference bank (the same loss)."""
+    """The pipeline wraps the networks in a model of its own, which changes no requires_grad flag: a motion
+    UNet's temporal layers train on afterwards, through the same reference bank (the same loss)."""
     clips = stage_name == "motion"
     config = tiny_config(stage_name, tmp_path, sampling=RECIPE, data={"puppet_frames": 20} if clips else {})
     stage = build_stage(config)

@@ -199,6 +199,7 @@ def test_evaluate_names_the_evaluators_metrics_without_importing_it():
     assert evaluate.METRICS == evaluator.METRICS and evaluate.DEFAULT_METRICS == evaluator.DEFAULT_METRICS
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed (gloo)")
 def test_two_processes_share_the_videos_each_once_and_match_one_process(tree, single):
     out = tree.parent / "two"
@@ -210,8 +211,23 @@ def test_two_processes_share_the_videos_each_once_and_match_one_process(tree, si
     # process i: videos i, i+2; each video generated once, by one process
     assert [entry["process"] for entry in report["generation"]] == [0, 1, 0]
     parts = [json.loads((out / f"metrics.json.rank{rank}.json").read_text()) for rank in range(2)]
-    assert [[entry["video"] for entry in part] for part in parts] == [[VIDEOS[0], VIDEOS[2]], [VIDEOS[1]]]
+    assert [[entry["video"] for entry in part["videos"]] for part in parts] == [[VIDEOS[0], VIDEOS[2]], [VIDEOS[1]]]
     one, two = single[3], _frames(out)
     assert all(np.array_equal(two[key], one[key]) for key in one)  # frame for frame
     assert report["pooled"] == single[2]["pooled"]
     assert not [path for path in out.iterdir() if path.name.startswith(".")]  # no temporary left
+
+
+def test_a_bug_in_a_video_raises_under_debug(tree, tmp_path, monkeypatch):
+    """The same runner as `animate --jobs`: a bug is a failed row, or with --debug keeps its traceback."""
+    from magicpose.workflows import tiktok_protocol
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(tiktok_protocol, "generate_clip", broken)
+    monkeypatch.delenv("MAGICPOSE_DEBUG", raising=False)
+    code, _, stderr = _evaluate(tree, tmp_path / "gen", "--videos", "1", "--metrics", "psnr")
+    assert code == 1 and f"video {VIDEOS[0]} failed: ZeroDivisionError: a bug" in stderr
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "evaluate", "--tiktok", str(tree), "--out", str(tmp_path / "gen"), *FAST, "--videos", "1"])

@@ -8,6 +8,8 @@ the user puts the files in one folder (``--weights-dir``), see docs/evaluation.m
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,15 +100,33 @@ def missing_weight_files(weights_dir: str | os.PathLike, keys: list[str]) -> lis
     ]
 
 
+class LightningCallbackKey:
+    """Stands in for the Lightning callback class that AdaFace's checkpoint (Lightning 1.4) uses as the key
+    of its callback states: only the name is read, nothing is called, and Lightning need not be installed."""
+
+
+# Everything beyond tensors and plain containers that the published files of WEIGHT_FILES hold, each mapped
+# to an inert stand-in: torch's weights-only unpickler refuses every other global, so no file runs code.
+PUBLISHED_GLOBALS = [(LightningCallbackKey, "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint")]
+
+
 def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
-    """Load a checkpoint on the CPU; plain tensors only unless the format needs pickled metadata."""
+    """Load a checkpoint on the CPU with torch's weights-only unpickler and nothing else (no fallback).
+
+    A file that holds any other Python object is refused with its name: unpickling it could run code.
+    """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - e.g. Lightning checkpoints carry hyper-parameters as objects
-        try:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:  # noqa: BLE001
-            raise InputError(f"cannot read {path} as a PyTorch checkpoint ({error}); download it again") from error
+        with torch.serialization.safe_globals(PUBLISHED_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL (\S+)", str(error))
+        raise InputError(
+            f"{path} holds Python objects beyond weights ({found.group(1) if found else 'an unknown global'}), "
+            "which is not what the published file holds; it was not loaded, since unpickling it could run code. "
+            "Download the published file again (docs/evaluation.md, 'Where to put the metric weights')"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - a truncated or foreign file: torch raises several kinds
+        raise InputError(f"cannot read {path} as a PyTorch checkpoint ({error}); download it again") from error
 
 
 def load_exact(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: Path | str) -> nn.Module:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import importlib
 import os
 import signal
 import sys
 import warnings
 
-from magicpose.errors import DEBUG_VARIABLE, DamagedMediaWarning, InputError
+from magicpose.errors import DEBUG_VARIABLE, DamagedMediaWarning, debugging, failure_message
 
 COMMANDS = [
     "demo",
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    debug = args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+    debug = debugging(args.debug)
     try:
         with terminate_as_interrupt(), warnings.catch_warnings(), debug_variable(args.debug):
             warnings.showwarning = one_line_warnings(args.command)
@@ -129,28 +128,6 @@ def one_line_warnings(command: str):
             default(message, category, filename, lineno, file, line)
 
     return show
-
-
-def failure_message(error: Exception) -> str | None:
-    """What the user is told about an anticipated failure; None for a bug, which keeps its traceback."""
-    if isinstance(error, InputError):
-        return str(error)
-    if isinstance(error, DamagedMediaWarning):
-        return f"{error}; stopped by --strict (without it the run goes on with the frames that decode)"
-    name = type(error).__name__
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = f" writing {error.filename}" if error.filename else ""
-        return f"no space left on the device{where}; free some space or write to another disk (nothing was replaced)"
-    if isinstance(error, PermissionError):
-        return f"permission denied: {error.filename or error}; choose a path you can write to (or read)"
-    if name == "OutOfMemoryError" or isinstance(error, MemoryError):
-        return (
-            f"out of memory ({error}); try a smaller --size, fewer frames at a time (--frame-chunk), "
-            "--dtype fp16/bf16 or --cpu-offload"
-        )
-    if name == "DecompressionBombError":
-        return f"{error}; the image is too large to decode safely: resize it first"
-    return None
 
 
 if __name__ == "__main__":

@@ -14,10 +14,8 @@ import os
 
 from magicpose.errors import InputError
 from magicpose.files import check_output  # noqa: F401 (the commands' import; its home is magicpose.files)
-from magicpose.pipelines.recipe import check_recipe
+from magicpose.pipelines.recipe import SCHEDULER_NAMES, check_recipe
 
-# magicpose.pipelines.schedulers.SCHEDULERS' names (tested equal), here so that --help need not import diffusers
-SCHEDULER_NAMES = ("ddim", "dpm++", "unipc", "euler-a")
 DTYPE_NAMES = ("auto", "float32", "float16", "bfloat16")
 
 

@@ -45,7 +45,8 @@ class MagicPoseModel(torch.nn.Module):
         self.bank = (
             _bank_read_by(unet) if appearance_control is None else attach_reference_bank(unet, appearance_control)
         )
-        self.unet.requires_grad_(False)
+        # Nothing here freezes: the networks keep the requires_grad flags they came with (a pipeline wraps
+        # the very modules a training stage trains). Training sets them: `set_training_stage`.
 
     @property
     def networks(self) -> tuple:

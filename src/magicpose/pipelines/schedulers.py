@@ -12,7 +12,8 @@ from diffusers import (
 
 from magicpose.models.noise_schedule import OFFICIAL_DDIM_SPACING
 
-# Samplers a user can pick by name (`--scheduler`); all run the model's own noise schedule.
+# The class of each sampler a user can pick by name (`--scheduler`), in the order of the one list of
+# names (`recipe.SCHEDULER_NAMES`: light, for --help and configs); all run the model's own noise schedule.
 SCHEDULERS = {
     "ddim": DDIMScheduler,
     "dpm++": DPMSolverMultistepScheduler,  # DPM-Solver++(2M), Lu et al. 2022

@@ -14,7 +14,6 @@ Unknown keys and wrong types are errors that name the key, so a typo never train
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,9 @@ from pathlib import Path
 import yaml
 
 from magicpose.errors import InputError
+from magicpose.pipelines.recipe import RECIPE_KEYS, check_recipe
 
 STAGES = ("vae", "base_unet", "controlnet", "appearance", "pose", "motion")
-# Names of magicpose.pipelines.schedulers.SCHEDULERS (not imported: reading a config needs no diffusers).
-SAMPLING_SCHEDULERS = ("ddim", "dpm++", "unipc", "euler-a")
 
 
 @dataclass
@@ -114,7 +112,7 @@ class SamplingConfig:
     step). The validation grids of stages 1-3 sample with it too (`output.validation_inference_steps` and
     `output.validation_guidance_scale`, where set, override its steps and guidance there)."""
 
-    scheduler: str = "ddim"  # ddim | dpm++ | unipc | euler-a
+    scheduler: str = "ddim"  # one of recipe.SCHEDULER_NAMES
     num_inference_steps: int = 50
     guidance_scale: float = 7.0  # 1: no guidance
     start_from_reference: bool = False  # sample from the reference's latents noised to the first timestep
@@ -258,43 +256,25 @@ def validate(config: TrainingConfig, where: str = "config") -> None:
         (o.checkpoint_every >= 1, "output.checkpoint_every must be at least 1"),
         (o.keep_checkpoints >= 1, "output.keep_checkpoints must be at least 1"),
         (o.validate_every >= 0, "output.validate_every must be 0 (off) or positive"),
-        (
-            o.validation_inference_steps is None or 1 <= o.validation_inference_steps <= 1000,
-            f"output.validation_inference_steps must be null (sampling.num_inference_steps) or from 1 to 1000, "
-            f"got {o.validation_inference_steps}",
-        ),
-        (
-            o.validation_guidance_scale is None
-            or (math.isfinite(o.validation_guidance_scale) and o.validation_guidance_scale >= 0),
-            f"output.validation_guidance_scale must be null (sampling.guidance_scale) or 0 or more, "
-            f"got {o.validation_guidance_scale}",
-        ),
         (config.model.preset in ("tiny", "puppet", "sd15"), "model.preset must be tiny, puppet or sd15"),
-        (
-            s.scheduler in SAMPLING_SCHEDULERS,
-            f"sampling.scheduler must be one of {', '.join(SAMPLING_SCHEDULERS)}, got {s.scheduler!r}",
-        ),
-        (
-            1 <= s.num_inference_steps <= 1000,
-            f"sampling.num_inference_steps must be from 1 to 1000, got {s.num_inference_steps}",
-        ),
-        (
-            math.isfinite(s.guidance_scale) and s.guidance_scale >= 0,
-            f"sampling.guidance_scale must be 0 or more (1: no guidance), got {s.guidance_scale}",
-        ),
-        (
-            s.guidance_interval is None or 0 <= s.guidance_interval[0] < s.guidance_interval[1] <= 1000,
-            "sampling.guidance_interval must be null or [low, high] with 0 <= low < high <= 1000 "
-            "(training timesteps), "
-            f"got {list(s.guidance_interval or ())}",
-        ),
-        (s.window_frames >= 1, f"sampling.window_frames must be at least 1, got {s.window_frames}"),
-        (
-            0 <= s.window_overlap < s.window_frames,
-            f"sampling.window_overlap must be from 0 to sampling.window_frames - 1 ({s.window_frames - 1}), "
-            f"got {s.window_overlap}",
-        ),
     ]
     for ok, message in checks:
         if not ok:
             raise InputError(f"{where}: {message}")
+    # The pipeline's own check, so that a config that validates also samples (exports, validation grids).
+    try:
+        check_recipe(
+            scheduler=s.scheduler,
+            **{key: getattr(s, key) for key in RECIPE_KEYS},
+            names={key: f"sampling.{key}" for key in (*RECIPE_KEYS, "scheduler")},
+        )
+        check_recipe(
+            num_inference_steps=o.validation_inference_steps,
+            guidance_scale=o.validation_guidance_scale,
+            names={
+                "num_inference_steps": "output.validation_inference_steps (null: sampling.num_inference_steps)",
+                "guidance_scale": "output.validation_guidance_scale (null: sampling.guidance_scale)",
+            },
+        )
+    except InputError as error:
+        raise InputError(f"{where}: {error}") from None

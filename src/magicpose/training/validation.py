@@ -57,31 +57,22 @@ def sample_frames(
     """
     pipeline = pipeline_for(networks, sampling)
     pipeline.set_progress_bar_config(disable=True)
-    # The pipeline wraps the networks in a MagicPoseModel of its own (sharing the stage's reference bank),
-    # which freezes the base UNet: a UNet or temporal layers being trained get their flags back.
-    trainable = [
-        p for module in networks.values() if module is not None for p in module.parameters() if p.requires_grad
-    ]
-    try:
-        generator = torch.Generator().manual_seed(seed)
-        shape = (
-            noise_batch or frames,
-            pipeline.unet.config.in_channels,
-            *(s // pipeline.vae_scale_factor for s in size),
-        )
-        noise = torch.randn(shape, generator=generator).to(pipeline.device, pipeline.unet.dtype)
-        latents = pipeline.denoise(
-            noise,
-            None if reference is None else pipeline.encode_reference(reference).to(noise.dtype),
-            None if pose_images is None else pose_images.to(noise),
-            pipeline.encode_context(None),
-            generator=generator,
-            frame_chunk_size=frames,
-        )
-        return pipeline.decode_latents(latents, frames)
-    finally:
-        for parameter in trainable:
-            parameter.requires_grad_(True)
+    generator = torch.Generator().manual_seed(seed)
+    shape = (
+        noise_batch or frames,
+        pipeline.unet.config.in_channels,
+        *(s // pipeline.vae_scale_factor for s in size),
+    )
+    noise = torch.randn(shape, generator=generator).to(pipeline.device, pipeline.unet.dtype)
+    latents = pipeline.denoise(
+        noise,
+        None if reference is None else pipeline.encode_reference(reference).to(noise.dtype),
+        None if pose_images is None else pose_images.to(noise),
+        pipeline.encode_context(None),
+        generator=generator,
+        frame_chunk_size=frames,
+    )
+    return pipeline.decode_latents(latents, frames)
 
 
 def unit(images: torch.Tensor) -> torch.Tensor:

@@ -1,13 +1,9 @@
-"""Many animate jobs from one YAML or CSV file: read and check the whole file, plan (what is done
-already), share the pending jobs among processes, run each without letting a bad one stop the rest,
-and report.
-
-    jobs file ─ read_jobs (errors name the job and its line) ─ plan (skip jobs whose outputs exist)
-    ─ shard (process i: pending jobs i, i+N, ...) ─ run_jobs ─ part reports ─ process 0 merges
+"""Many animate jobs from one YAML or CSV file: read and check the whole file (errors name the job and
+its line), and say which jobs are done already. `workflows.runner` plans, shares the pending jobs among
+processes, runs them and gathers the results, as it does for `evaluate --tiktok`'s videos.
 
 Outputs are written atomically, so an output that exists is whole and a rerun resumes where a stopped
-run left off. Under `torchrun` / `accelerate launch` the processes meet through `accelerate.PartialState`;
-a plain process needs no launcher.
+run left off.
 """
 
 from __future__ import annotations
@@ -16,17 +12,11 @@ import argparse
 import csv
 import io
 import os
-import sys
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
-import torch
 import yaml
-from accelerate import PartialState
-from tqdm.auto import tqdm
 
 from magicpose.errors import InputError
 from magicpose.files import check_output
@@ -239,89 +229,14 @@ def clashes(jobs: list[Job], jobs_file: Path) -> list[str]:
     return errors
 
 
-def plan(jobs: list[Job], force: bool = False) -> tuple[list[Job], list[Job]]:
-    """(pending, skipped): a job whose outputs all exist is done (they are written atomically)."""
-    done = [not force and job.error is None and all(path.is_file() for path in job.outputs) for job in jobs]
-    return [job for job, skip in zip(jobs, done) if not skip], [job for job, skip in zip(jobs, done) if skip]
-
-
-def shard(pending: list[Job], index: int, count: int) -> list[Job]:
-    """Process `index` of `count` takes pending jobs index, index + count, ...: every job once."""
-    return pending[index::count]
+def is_done(job: Job, force: bool = False) -> bool:
+    """A job whose outputs all exist is done (they are written atomically); one with a bad value never is."""
+    return not force and job.error is None and all(path.is_file() for path in job.outputs)
 
 
 def skipped_result(job: Job) -> JobResult:
     return JobResult(job.index, job.where, str(job.out), "skipped", message="output exists; --force redoes it")
 
 
-def run_jobs(
-    jobs: list[Job],
-    render: Callable[[Job], tuple[int, str]],
-    desc: str = "jobs",
-    process: int = 0,
-    progress: bool = True,
-) -> list[JobResult]:
-    """Run each job with `render(job) -> (frames, message)`; a job that raises is reported failed and the
-    others go on."""
-
-    results = []
-    for job in tqdm(jobs, desc=desc, unit="job", disable=not progress or not jobs, dynamic_ncols=True):
-        start, frames = time.perf_counter(), None
-        try:
-            if job.error:
-                raise InputError(job.error)
-            frames, message = render(job)
-            status = "done"
-        except Exception as error:  # noqa: BLE001 (one bad job must not stop the others)
-            status, message = (
-                "failed",
-                str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}",
-            )
-            tqdm.write(f"magicpose animate: {job.label} failed: {message}", file=sys.stderr)
-        results.append(
-            JobResult(
-                job.index,
-                job.where,
-                str(job.out),
-                status,
-                frames,
-                round(time.perf_counter() - start, 3),
-                message,
-                process,
-            )
-        )
-    return results
-
-
-@dataclass
-class Processes:
-    """This process's place among those launched together (one, when not launched by a launcher)."""
-
-    index: int = 0
-    count: int = 1
-    device: object = None
-    state: object = None
-
-    @property
-    def main(self) -> bool:
-        return self.index == 0
-
-    def wait(self) -> None:
-        if self.state is not None:
-            self.state.wait_for_everyone()
-
-
-def processes(cpu: bool) -> Processes:
-    """`accelerate.PartialState` when launched as several processes (gloo on the CPU), else one process.
-    Barriers wait for days: a process waits for the slowest one's share of the jobs."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return Processes()
-
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    if not cpu and torch.cuda.is_available() and local > torch.cuda.device_count():
-        raise InputError(
-            f"{local} processes on this machine but {torch.cuda.device_count()} GPU(s): launch at most "
-            "one process per GPU, or pass --device cpu"
-        )
-    state = PartialState(cpu=cpu, timeout=timedelta(days=7))
-    return Processes(state.process_index, state.num_processes, state.device, state)
+def failed_result(job: Job, message: str) -> JobResult:
+    return JobResult(job.index, job.where, str(job.out), "failed", message=message)

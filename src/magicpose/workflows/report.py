@@ -1,5 +1,5 @@
-"""What became of each job: the summary table and the JSON report (one part per process, merged by
-process 0)."""
+"""What became of each animate job: the summary table and the JSON report (`workflows.runner` gathers
+every process's rows on process 0, which writes it)."""
 
 from __future__ import annotations
 
@@ -44,29 +44,6 @@ def write_report(path: Path, results: list[JobResult], jobs_file, processes: int
     }
     with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(report, indent=2) + "\n")
-
-
-def part_path(report: Path, index: int) -> Path:
-    return report.with_name(f"{report.name}.rank{index}.json")
-
-
-def gather_reports(report: Path, results: list[JobResult], processes, jobs_file) -> list[JobResult]:
-    """Write the report. With several processes each writes its part (`<report>.rank<i>.json`, kept: what
-    each process did) and process 0, once all are there, merges them into `report` and returns all the
-    results; the others return their own."""
-    if processes.count == 1:
-        write_report(report, results, jobs_file)
-        return results
-    write_report(part_path(report, processes.index), results, jobs_file, processes.count)
-    processes.wait()
-    if not processes.main:
-        return results
-    merged = []
-    for index in range(processes.count):
-        part = part_path(report, index)
-        merged += [JobResult(**row) for row in json.loads(part.read_text())["jobs"]]
-    write_report(report, merged, jobs_file, processes.count)
-    return sorted(merged, key=lambda result: result.job)
 
 
 def format_table(results: list[JobResult], width: int = 70) -> str:

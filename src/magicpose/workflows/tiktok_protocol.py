@@ -1,9 +1,9 @@
 """The paper's TikTok protocol end to end: every test video generated from its own first frame and its
 recorded pose maps, then scored against the video itself.
 
-    ROOT/test_set/VIDEO + ROOT/pose_map_test_set/VIDEO ─ plan (skip videos whose output folder is whole)
-    ─ shard (process i: pending videos i, i+N, ...) ─ generate OUT/VIDEO/0001.png ... ─ part reports
-    ─ process 0: merge, score OUT against ROOT/test_set, table and JSON
+    ROOT/test_set/VIDEO + ROOT/pose_map_test_set/VIDEO ─ workflows.runner (plan: skip videos whose output
+    folder is whole; shard: process i takes pending videos i, i+N, ...; generate OUT/VIDEO/0001.png ...;
+    gather on process 0) ─ process 0: score OUT against ROOT/test_set, table and JSON
 
 Each video is generated with one generator seeded alike, so a video's frames do not depend on which
 process made it or in which order. A video's folder is written whole or not at all (with a
@@ -12,6 +12,7 @@ process made it or in which order. A video's folder is written whole or not at a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -22,20 +23,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from magicpose.data.tiktok import TikTokDataset, TikTokVideo
 from magicpose.errors import InputError
 from magicpose.evaluation.evaluator import evaluate, load_networks
 from magicpose.evaluation.pairing import Frame, VideoPair
 from magicpose.evaluation.report import format_table, write_json
-from magicpose.files import atomic_folder, atomic_path
+from magicpose.files import atomic_folder
 from magicpose.media import write_image
 from magicpose.models.motion_module import is_motion_unet
 from magicpose.pipelines.assembly import resolve_device
-from magicpose.workflows.jobs import Processes, shard
-from magicpose.workflows.jobs import processes as launched
-from magicpose.workflows.report import STATUSES, part_path
+from magicpose.workflows.report import STATUSES
+from magicpose.workflows.runner import Work, launched, run_shared
 
 RECORD = "generation.json"  # in each generated video's folder: how it was made
 RECORD_CHECKS = ("model", "seed", "size", "sampling")  # a skipped video made otherwise is pointed out
@@ -122,12 +121,6 @@ def is_whole(folder: Path, clip: Clip) -> bool:
     return folder.is_dir() and all((folder / name).is_file() for name in clip.names)
 
 
-def plan(clips: list[Clip], out: Path, force: bool = False) -> tuple[list[Clip], list[Clip]]:
-    """(pending, skipped)."""
-    done = [not force and is_whole(out / clip.name, clip) for clip in clips]
-    return [c for c, d in zip(clips, done) if not d], [c for c, d in zip(clips, done) if d]
-
-
 def rounded(side: int, multiple: int) -> int:
     return max(multiple, int(round(side / multiple)) * multiple)
 
@@ -193,46 +186,6 @@ def skipped_result(clip: Clip, settings: Settings) -> VideoResult:
     elif record.get("frames", clip.count) != clip.count:  # a motion module's frames depend on the video's length
         message = f"output exists (generated as {record['frames']} frames, {clip.count} scored); --force redoes it"
     return VideoResult(clip.name, "skipped", clip.count, size, message=message)
-
-
-def generate_all(
-    load: Callable[[], object], clips: list[Clip], settings: Settings, process: int = 0, count: int = 1
-) -> list[VideoResult]:
-    """Generate this process's clips with one model load (none when it has none); a video that fails is
-    reported and the others go on."""
-    if not clips:
-        return []
-    pipeline = load()
-    pipeline.set_progress_bar_config(leave=False)
-    desc = "videos" if count == 1 else f"videos (process {process + 1}/{count})"
-    results = []
-    for clip in tqdm(clips, desc=desc, unit="video", dynamic_ncols=True):
-        start = time.perf_counter()
-        try:
-            frames, size = generate_clip(pipeline, clip, settings, process)
-            result = VideoResult(clip.name, "done", frames, size)
-        except Exception as error:  # noqa: BLE001 (one bad video must not stop the others)
-            message = str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
-            tqdm.write(f"magicpose evaluate: video {clip.name} failed: {message}", file=sys.stderr)
-            result = VideoResult(clip.name, "failed", message=message)
-        result.seconds, result.process = round(time.perf_counter() - start, 3), process
-        results.append(result)
-    return results
-
-
-def gather(results: list[VideoResult], processes: Processes, report: Path) -> list[VideoResult]:
-    """Every process's results on process 0 (through part files beside the report; kept, as animate's)."""
-    if processes.count == 1:
-        return results
-    with atomic_path(part_path(report, processes.index)) as temporary:
-        temporary.write_text(json.dumps([asdict(result) for result in results], indent=2) + "\n")
-    processes.wait()
-    if not processes.main:
-        return results
-    merged = []
-    for index in range(processes.count):
-        merged += [VideoResult(**row) for row in json.loads(part_path(report, index).read_text())]
-    return merged
 
 
 @dataclass
@@ -354,29 +307,47 @@ class Outcome:
         return "\n".join([*parts, summary(self.results, self.scores, json_path)])
 
 
-def run_protocol(settings: Settings, clips: list[Clip], load: Callable[[str], object], scoring: Scoring) -> Outcome:
-    """Plan, generate this process's share, meet, and on process 0 score and write the JSON report.
+def run_protocol(
+    settings: Settings, clips: list[Clip], load: Callable[[str], object], scoring: Scoring, debug: bool = False
+) -> Outcome:
+    """Generate the videos not made yet with the shared runner (each process its share, one model load
+    each), then on process 0 score and write the JSON report.
 
     `load(device)` loads the model; launched as several processes, each takes its own GPU where the
-    device is "auto" (the CPU over gloo when there is none)."""
-    device = scoring.device
-    processes = launched(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
-    if processes.count > 1 and device == "auto":
-        device = str(processes.device)
+    device is "auto" (the CPU over gloo when there is none). `debug`: a bug raises instead of failing
+    its video."""
+    processes, device = launched(scoring.device)
     scoring = replace(scoring, device=str(resolve_device(device)))
     if processes.main:
         for warning in scoring.warnings:
             print(f"magicpose evaluate: warning: {warning}", file=sys.stderr)
-    pending, skipped = plan(clips, settings.out, settings.force)
-    mine = shard(pending, processes.index, processes.count)
-    processes.wait()  # every process has planned before any writes a video
-    results = [skipped_result(clip, settings) for clip in skipped] if processes.main else []
-    results += generate_all(lambda: load(device), mine, settings, processes.index, processes.count)
-    results = gather(results, processes, settings.json)
+
+    @contextlib.contextmanager
+    def start(mine: list[Clip]):
+        pipeline = load(device)
+        pipeline.set_progress_bar_config(leave=False)
+
+        def generate(clip: Clip) -> VideoResult:
+            frames, size = generate_clip(pipeline, clip, settings, processes.index)
+            return VideoResult(clip.name, "done", frames, size)
+
+        yield generate
+
+    order = {clip.name: position for position, clip in enumerate(clips)}
+    work = Work(
+        command="evaluate",
+        unit="video",
+        row_type=VideoResult,
+        label=lambda clip: f"video {clip.name}",
+        done=lambda clip: not settings.force and is_whole(settings.out / clip.name, clip),
+        skipped=lambda clip: skipped_result(clip, settings),
+        failed=lambda clip, message: VideoResult(clip.name, "failed", message=message),
+        order=lambda row: order[row.video],
+        start=start,
+    )
+    results = run_shared(work, clips, settings.json, processes, debug)
     if not processes.main:
         return Outcome(results, main=False)
-    order = {clip.name: position for position, clip in enumerate(clips)}
-    results.sort(key=lambda result: order[result.video])
     scores = score(clips, results, settings, scoring)
     document = report(clips, results, settings, processes.count)
     document.update(scores or {"protocol": scoring.protocol, "metrics": scoring.metrics}, skipped=scoring.warnings)

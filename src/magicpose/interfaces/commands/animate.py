@@ -241,12 +241,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_jobs_file(args: argparse.Namespace) -> int:
-    """--jobs: validate the file, plan, share the pending jobs among the processes, run, report."""
-    import torch
-
+    """--jobs: validate the file, then the shared runner plans, shares the pending jobs among the
+    processes, runs them and gathers the results; process 0 reports."""
+    from magicpose.errors import debugging
     from magicpose.workflows import jobs as workflow
     from magicpose.workflows import report as reporting
     from magicpose.workflows.animation import AUDIO_CHOICES
+    from magicpose.workflows.report import JobResult
+    from magicpose.workflows.runner import Work, launched, run_shared
 
     if args.out:
         raise InputError("--out is per job with --jobs: give each job its own out in the jobs file")
@@ -263,41 +265,46 @@ def run_jobs_file(args: argparse.Namespace) -> int:
         (".json",),
         inputs=(args.jobs, *(path for job in job_list for path in (job.reference, job.driving, *job.outputs))),
     )
-    pending, skipped = workflow.plan(job_list, force=args.force)
-    processes = workflow.processes(
-        cpu=args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available())
+    processes, device = launched(args.device)
+
+    @contextlib.contextmanager
+    def start(mine: list):
+        pipeline = None
+        if any(job.error is None for job in mine):  # one load for all the jobs, none when every one is bad
+            pipeline = load_from_args(argparse.Namespace(**{**vars(args), "device": device}))
+            if processes.main:
+                note_embedded_model(args)
+
+        def render(job) -> JobResult:
+            if job.error:
+                raise InputError(job.error)
+            job_args = copy.copy(args)
+            vars(job_args).update(
+                job.overrides, reference=str(job.reference), driving=str(job.driving), out=str(job.out)
+            )
+            if "audio" in job.overrides and job_args.audio not in AUDIO_CHOICES:  # a job's own file: beside the jobs
+                job_args.audio = os.path.join(Path(args.jobs).resolve().parent, Path(job_args.audio).expanduser())
+            animation, _, line = produce(pipeline, job_args, prepare(job_args, detector))
+            return JobResult(job.index, job.where, str(job.out), "done", len(animation.frames), message=line)
+
+        with driving_detector(args) as detector:  # one for every job of this process; closed after the last
+            yield render
+
+    work = Work(
+        command="animate",
+        unit="job",
+        row_type=JobResult,
+        label=lambda job: job.label,
+        done=lambda job: workflow.is_done(job, force=args.force),
+        skipped=workflow.skipped_result,
+        failed=workflow.failed_result,
+        order=lambda row: row.job,
+        start=start,
     )
-    mine = workflow.shard(pending, processes.index, processes.count)
-    processes.wait()  # every process has planned before any writes an output
-
-    options = copy.copy(args)
-    if args.device == "auto" and processes.count > 1:
-        options.device = str(processes.device)  # this process's own GPU
-    pipeline = None
-    if any(job.error is None for job in mine):  # one load for all the jobs, none when every job is done
-        pipeline = load_from_args(options)
-        if processes.main:
-            note_embedded_model(args)
-
-    detector = driving_detector(args)  # one for every job of this process; closed after the last
-
-    def render(job) -> tuple[int, str]:
-        job_args = copy.copy(args)
-        vars(job_args).update(job.overrides, reference=str(job.reference), driving=str(job.driving), out=str(job.out))
-        if "audio" in job.overrides and job_args.audio not in AUDIO_CHOICES:  # a job's own file: beside the jobs file
-            job_args.audio = os.path.join(Path(args.jobs).resolve().parent, Path(job_args.audio).expanduser())
-        animation, _, line = produce(pipeline, job_args, prepare(job_args, detector))
-        return len(animation.frames), line
-
-    desc = "jobs" if processes.count == 1 else f"jobs (process {processes.index + 1}/{processes.count})"
-    results = [workflow.skipped_result(job) for job in skipped] if processes.main else []
-    try:
-        results += workflow.run_jobs(mine, render, desc=desc, process=processes.index)
-    finally:
-        detector.close()
-    results = reporting.gather_reports(report, results, processes, jobs_file=args.jobs)
+    results = run_shared(work, job_list, report, processes, debug=debugging(getattr(args, "debug", False)))
     if not processes.main:
         return 0  # the main process reports, and exits 1 if any job failed
+    reporting.write_report(report, results, args.jobs, processes.count)
     print(reporting.format_table(results))
     counts = reporting.count(results)
     print(

@@ -310,6 +310,7 @@ def run_puppet(args: argparse.Namespace) -> int:
 
 def run_tiktok(args: argparse.Namespace) -> int:
     """--tiktok ROOT: check everything, share the videos among the processes, generate, score on process 0."""
+    from magicpose.errors import debugging
     from magicpose.models.default import default_model_folder
     from magicpose.workflows import tiktok_protocol as protocol
 
@@ -340,7 +341,7 @@ def run_tiktok(args: argparse.Namespace) -> int:
         return load_from_args(argparse.Namespace(**{**vars(args), "device": device}))
 
     scoring = protocol.Scoring(metrics, args.protocol, args.weights_dir, args.device, args.batch_size, skip_warnings)
-    outcome = protocol.run_protocol(settings, clips, load, scoring)
+    outcome = protocol.run_protocol(settings, clips, load, scoring, debug=debugging(getattr(args, "debug", False)))
     if outcome.main:
         print(outcome.text(settings.json))
     return 1 if outcome.main and outcome.failed else 0  # process 0 reports; a failing worker would stop the others
