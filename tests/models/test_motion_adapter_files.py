@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from diffusers import MotionAdapter
 
 import magicpose.training.motion_stage as motion_stage
 from magicpose.data.puppet.world import PuppetVideo, video_spec
@@ -25,7 +26,7 @@ from magicpose.models.motion_module import (
 )
 from magicpose.poses.openpose_json import save_poses
 from tests.dummy_components import get_dummy_components
-from tests.motion_helpers import build_motion_adapter, to_animatediff_layout
+from tests.motion_helpers import build_motion_adapter, motion_adapter_config, to_animatediff_layout
 
 HEADS = 4  # the tiny test adapter's
 
@@ -66,6 +67,27 @@ def test_the_norm_is_recorded_in_the_folder_and_loads_back(animatediff_file, tmp
     (folder / "config.json").write_text(json.dumps(config | {"temporal_norm": "sideways"}))
     with pytest.raises(InputError, match="temporal_norm 'sideways'"):
         load_motion_adapter(folder)
+
+
+@pytest.mark.parametrize(
+    ("version", "layout"),
+    [
+        ("v1", dict(use_motion_mid_block=False, motion_max_seq_length=24)),  # mm_sd_v15.ckpt
+        ("v2", dict(use_motion_mid_block=True, motion_max_seq_length=32)),  # mm_sd_v15_v2.ckpt
+        ("v3", dict(use_motion_mid_block=False, motion_max_seq_length=32)),  # v3_sd15_mm.ckpt: v2's names, no middle
+    ],
+)
+def test_each_animatediff_version_loads_per_frame_with_its_layout(tmp_path, version, layout):
+    with torch.random.fork_rng():
+        torch.manual_seed(7)
+        adapter = MotionAdapter(**(motion_adapter_config("tiny") | layout))
+    path = tmp_path / f"mm_{version}.ckpt"
+    torch.save(to_animatediff_layout(adapter), path)
+    loaded = load_motion_adapter(path, num_attention_heads=HEADS)
+    assert temporal_norm_of(loaded) == PER_FRAME
+    assert {key: loaded.config[key] for key in layout} == layout
+    assert loaded.state_dict().keys() == adapter.state_dict().keys()
+    assert all(torch.equal(loaded.state_dict()[name], value) for name, value in adapter.state_dict().items())
 
 
 def test_the_embedded_models_adapter_says_pooled_as_it_was_trained():
