@@ -82,7 +82,7 @@ def test_each_animatediff_version_loads_per_frame_with_its_layout(tmp_path, vers
         torch.manual_seed(7)
         adapter = MotionAdapter(**(motion_adapter_config("tiny") | layout))
     path = tmp_path / f"mm_{version}.ckpt"
-    torch.save(to_animatediff_layout(adapter), path)
+    torch.save(to_animatediff_layout(adapter) | {"global_step": 5000}, path)  # training's metadata beside it
     loaded = load_motion_adapter(path, num_attention_heads=HEADS)
     assert temporal_norm_of(loaded) == PER_FRAME
     assert {key: loaded.config[key] for key in layout} == layout

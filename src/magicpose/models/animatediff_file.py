@@ -50,9 +50,10 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise InputError(f"{path} is not a readable motion-module file ({reason}); download it again") from error
     if isinstance(state_dict, dict) and isinstance(state_dict.get("state_dict"), dict):
         state_dict = state_dict["state_dict"]
-    if not isinstance(state_dict, dict) or not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
+    if not isinstance(state_dict, dict) or not any(isinstance(value, torch.Tensor) for value in state_dict.values()):
         raise InputError(f"{path} does not hold a dict of tensors; expected an AnimateDiff motion-module file")
-    return state_dict
+    # Metadata beside the tensors (AnimateDiff's training saves `global_step`) is not weights.
+    return {name: value for name, value in state_dict.items() if isinstance(value, torch.Tensor)}
 
 
 def _convert(original: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
