@@ -56,3 +56,30 @@ def install_multi_source_attention(motion_unet: UNetMotionModel, appearance_cont
 def repeat_reference_per_frame(features: dict[str, torch.Tensor], num_frames: int) -> dict[str, torch.Tensor]:
     """Reference tokens of B clips (one reference each) repeated for their B x F frames, clip-major."""
     return {name: tokens.repeat_interleave(num_frames, dim=0) for name, tokens in features.items()}
+
+
+def to_animatediff_layout(adapter: MotionAdapter) -> dict[str, torch.Tensor]:
+    """The adapter's tensors under the names AnimateDiff's own modules give them (VanillaTemporalModule.
+    temporal_transformer, TemporalTransformerBlock.attention_blocks / norms / ff_norm), with a position
+    table per attention block (VersatileAttention.pos_encoder.pe) where diffusers has one per block."""
+    renames = [
+        (".norm1.", ".norms.0."),
+        (".norm2.", ".norms.1."),
+        (".norm3.", ".ff_norm."),
+        (".attn1.", ".attention_blocks.0."),
+        (".attn2.", ".attention_blocks.1."),
+    ]
+    original = {}
+    for name, value in adapter.state_dict().items():
+        prefix, _, rest = name.partition(".motion_modules.")
+        index, rest = rest.split(".", 1)
+        block = f"{prefix}.motion_modules.{index}.temporal_transformer"
+        if rest.endswith("pos_embed.pe"):
+            for attention in (0, 1):
+                table = rest.replace("pos_embed.pe", f"attention_blocks.{attention}.pos_encoder.pe")
+                original[f"{block}.{table}"] = value.clone()
+            continue
+        for old, new in renames:
+            rest = rest.replace(old, new)
+        original[f"{block}.{rest}"] = value.clone()
+    return original

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from diffusers import MotionAdapter
 
 from magicpose.errors import InputError, MissingWeightsError
 from magicpose.models.magicpose_model import MagicPoseModel
@@ -22,6 +21,7 @@ from tests.motion_helpers import (
     install_multi_source_attention,
     motion_adapter_config,
     repeat_reference_per_frame,
+    to_animatediff_layout,
 )
 
 FRAMES = 3
@@ -173,38 +173,10 @@ def test_adapter_round_trip_through_a_folder(live_motion_model, tmp_path, inputs
         torch.testing.assert_close(loaded.state_dict()[name], value, atol=0, rtol=0)
 
 
-def _to_animatediff_layout(adapter: MotionAdapter) -> dict[str, torch.Tensor]:
-    """Names as AnimateDiff's own modules produce them (VanillaTemporalModule.temporal_transformer,
-    TemporalTransformerBlock.attention_blocks / norms / ff_norm, VersatileAttention.pos_encoder.pe)."""
-    renames = [
-        (".norm1.", ".norms.0."),
-        (".norm2.", ".norms.1."),
-        (".norm3.", ".ff_norm."),
-        (".attn1.", ".attention_blocks.0."),
-        (".attn2.", ".attention_blocks.1."),
-    ]
-    original = {}
-    for name, value in adapter.state_dict().items():
-        if name.endswith("pos_embed.pe"):
-            continue
-        prefix, index, rest = (
-            name.partition(".motion_modules.")[0],
-            *name.partition(".motion_modules.")[2].split(".", 1),
-        )
-        for old, new in renames:
-            rest = rest.replace(old, new)
-        original[f"{prefix}.motion_modules.{index}.temporal_transformer.{rest}"] = value.clone()
-    for name in list(original):
-        if ".attention_blocks." in name and name.endswith(".to_q.weight"):
-            channels = original[name].shape[0]
-            original[name.replace("to_q.weight", "pos_encoder.pe")] = torch.zeros(1, 32, channels)
-    return original
-
-
 @pytest.mark.parametrize("suffix", [".ckpt", ".safetensors"])
 def test_original_animatediff_file_loads(tmp_path, suffix):
     adapter = build_motion_adapter("tiny", seed=11, zero_init=False)
-    original = _to_animatediff_layout(adapter)
+    original = to_animatediff_layout(adapter)
     assert "mid_block.motion_modules.0.temporal_transformer.norm.bias" in original  # diffusers' v2 marker key
     path = tmp_path / f"mm_tiny_v2{suffix}"
     if suffix == ".safetensors":
@@ -217,7 +189,8 @@ def test_original_animatediff_file_loads(tmp_path, suffix):
     expected = motion_adapter_config("tiny")
     as_read = {key: tuple(value) if isinstance(value, list) else value for key, value in loaded.config.items()}
     assert {key: as_read[key] for key in expected} == expected  # architecture read from the weights
-    for name, value in adapter.state_dict().items():
+    assert loaded.config.temporal_norm == "per_frame"  # AnimateDiff's file: AnimateDiff's computation
+    for name, value in adapter.state_dict().items():  # the position tables included
         torch.testing.assert_close(loaded.state_dict()[name], value, atol=0, rtol=0)
 
 

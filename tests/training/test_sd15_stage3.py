@@ -15,7 +15,7 @@ from magicpose.models.motion_module import motion_adapter_config_for_unet
 from magicpose.training.config import load_config
 from magicpose.training.stages import build_stage, trainable_parameters
 from magicpose.training.trainer import make_optimizer
-from tests.models.test_motion_module import _to_animatediff_layout
+from tests.motion_helpers import to_animatediff_layout
 from tests.training.helpers import ROOT
 
 STAGE3 = ROOT / "configs" / "sd15" / "stage3_motion.yaml"
@@ -52,7 +52,7 @@ def animatediff_v2_file(sd15_folder, tmp_path):
         torch.manual_seed(21)
         adapter = MotionAdapter(**layout)
     path = tmp_path / "mm_sd_v15_v2.ckpt"
-    torch.save(_to_animatediff_layout(adapter), path)
+    torch.save(to_animatediff_layout(adapter), path)
     return path, adapter.state_dict()
 
 
@@ -78,7 +78,7 @@ def test_stage_3_on_sd15_builds_each_network_once_and_loads_the_animatediff_file
     monkeypatch,
 ):
     motion_file, adapter_weights = animatediff_v2_file
-    counted = load_components_tests.COUNTED | {"MotionAdapter", "MagicPoseMotionUNet"}
+    counted = load_components_tests.COUNTED | {"MagicPoseMotionAdapter", "MagicPoseMotionUNet"}
     monkeypatch.setattr(load_components_tests, "COUNTED", counted)
     stage = build_stage(_stage3_config(sd15_folder, tmp_path, motion_file))
     assert constructions == {
@@ -88,7 +88,7 @@ def test_stage_3_on_sd15_builds_each_network_once_and_loads_the_animatediff_file
         "AutoencoderKL": 1,
         "CLIPTextModel": 1,
         "TextContext": 1,
-        "MotionAdapter": 1,  # read from the file
+        "MagicPoseMotionAdapter": 1,  # read from the file
         "MagicPoseMotionUNet": 1,  # the SD-1.5 UNet with the temporal layers in it
     }
     # the temporal layers are the file's weights (not a zero-initialised adapter), and only they train

@@ -11,6 +11,11 @@ them into diffusers' (clips, C, F, h, w) layout, so `MagicPoseModel`, the Pose C
 (one per frame) and the reference bank see the same shapes as with a 2D UNet.
 
 Stage 3 trains the temporal layers only; the rest of the network is frozen.
+
+The temporal norm is a recorded property of an adapter (`temporal_norm` in its config): AnimateDiff's
+temporal transformer normalises each frame with its own statistics ("per_frame"), diffusers'
+`AnimateDiffTransformer3D` pools them over the clip ("pooled"). Weights compute what they were trained
+with: AnimateDiff's files per frame, the project's own stage-3 adapters (trained pooled) pooled.
 """
 
 from __future__ import annotations
@@ -23,13 +28,12 @@ from pathlib import Path
 
 import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
-from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
 from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D, UNetMotionOutput
 from diffusers.pipelines.free_noise_utils import SplitInferenceModule
-from safetensors.torch import load_file
 
 from magicpose.errors import InputError, MissingWeightsError
 from magicpose.files import atomic_folder
+from magicpose.models.animatediff_file import check_fits, motion_adapter_config_from_state_dict, read_motion_file
 
 # Original AnimateDiff files are torch pickles (or safetensors) of the motion modules alone.
 _SINGLE_FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".safetensors")
@@ -49,6 +53,55 @@ def motion_adapter_config_for_unet(unet, num_attention_heads: int = 8) -> dict:
     )
 
 
+PER_FRAME, POOLED = "per_frame", "pooled"
+TEMPORAL_NORMS = (PER_FRAME, POOLED)
+
+
+class FrameGroupNorm(torch.nn.GroupNorm):
+    """GroupNorm with the statistics of each frame of a (B, C, F, h, w) clip, as AnimateDiff's temporal
+    transformer computes them (it folds the frames into the batch before its norm)."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if hidden_states.ndim != 5:
+            return super().forward(hidden_states)
+        frames = hidden_states.transpose(1, 2)
+        return super().forward(frames.flatten(0, 1)).unflatten(0, frames.shape[:2]).transpose(1, 2)
+
+
+def set_temporal_norm(module, norm: str):
+    """Make every temporal transformer of `module` (an adapter or a motion UNet) normalise `norm`
+    ("per_frame" or "pooled") and record it in the module's config; parameters are kept as they are."""
+    if norm not in TEMPORAL_NORMS:
+        raise InputError(f"unknown temporal_norm {norm!r} in the motion adapter's config; use one of {TEMPORAL_NORMS}")
+    norm_class = FrameGroupNorm if norm == PER_FRAME else torch.nn.GroupNorm
+    for block in module.modules():
+        if isinstance(block, AnimateDiffTransformer3D):
+            block.norm.__class__ = norm_class  # the same parameters and state; only the statistics' extent changes
+    module.register_to_config(temporal_norm=norm)
+    return module
+
+
+def temporal_norm_of(module) -> str:
+    """The temporal norm `module` records; pooled where it records none (diffusers' own computation)."""
+    return getattr(module.config, "temporal_norm", POOLED)
+
+
+class _RecordedTemporalNorm:
+    """`from_config` (and so `from_pretrained`) that applies the config's `temporal_norm` (default pooled)."""
+
+    @classmethod
+    def from_config(cls, config=None, return_unused_kwargs=False, **kwargs):
+        config = dict(config or {})
+        norm = kwargs.pop("temporal_norm", config.pop("temporal_norm", POOLED))
+        built = super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
+        set_temporal_norm(built[0] if return_unused_kwargs else built, norm)
+        return built
+
+
+class MagicPoseMotionAdapter(_RecordedTemporalNorm, MotionAdapter):
+    """diffusers' `MotionAdapter` whose config records its temporal norm (`set_temporal_norm`)."""
+
+
 def zero_init_motion_output(module: torch.nn.Module) -> torch.nn.Module:
     """Zero `proj_out` of every temporal transformer (AnimateDiff's `zero_initialize=True`).
 
@@ -63,8 +116,9 @@ def zero_init_motion_output(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-class MagicPoseMotionUNet(UNetMotionModel):
-    """`UNetMotionModel` that takes frames the way a 2D UNet does: (clips x F, C, h, w), clip-major.
+class MagicPoseMotionUNet(_RecordedTemporalNorm, UNetMotionModel):
+    """`UNetMotionModel` that takes frames the way a 2D UNet does: (clips x F, C, h, w), clip-major,
+    with its adapter's temporal norm (`temporal_norm` in its config).
 
     This lets the motion UNet replace the base `UNet2DConditionModel` in `MagicPoseModel` unchanged:
     timesteps (one per frame, equal within a clip), the context and the ControlNet residuals keep
@@ -154,7 +208,8 @@ def _one_timestep_per_clip(timestep, clips: int, num_frames: int, device) -> tor
 
 
 def build_motion_unet(unet: UNet2DConditionModel, adapter: MotionAdapter) -> MagicPoseMotionUNet:
-    """The base UNet with the adapter's temporal layers inserted (weights copied; `unet` is untouched).
+    """The base UNet with the adapter's temporal layers inserted (weights copied; `unet` is untouched),
+    normalising as the adapter records (`temporal_norm_of`).
 
     The result is frozen and in eval mode like the base UNet; `set_motion_training` opens the temporal
     layers for stage 3.
@@ -167,6 +222,7 @@ def build_motion_unet(unet: UNet2DConditionModel, adapter: MotionAdapter) -> Mag
         motion_unet = MagicPoseMotionUNet.from_unet2d(unet, adapter)  # casts to the UNet's dtype
     finally:
         cast_logger.setLevel(level)
+    set_temporal_norm(motion_unet, temporal_norm_of(adapter))
     return motion_unet.to(unet.device).requires_grad_(False).eval()
 
 
@@ -191,10 +247,10 @@ def set_motion_training(model: torch.nn.Module) -> list[str]:
     return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
 
 
-def extract_motion_adapter(motion_unet: UNetMotionModel) -> MotionAdapter:
-    """The temporal layers of a motion UNet as a `MotionAdapter` (what stage 3 produces)."""
+def extract_motion_adapter(motion_unet: UNetMotionModel) -> MagicPoseMotionAdapter:
+    """The temporal layers of a motion UNet as an adapter with its temporal norm (what stage 3 produces)."""
     config = motion_unet.config
-    adapter = MotionAdapter(
+    adapter = MagicPoseMotionAdapter(
         block_out_channels=tuple(config.block_out_channels),
         motion_layers_per_block=config.layers_per_block,
         motion_transformer_layers_per_block=config.temporal_transformer_layers_per_block,
@@ -206,6 +262,7 @@ def extract_motion_adapter(motion_unet: UNetMotionModel) -> MotionAdapter:
     )
     motion_state = {name: value for name, value in motion_unet.state_dict().items() if "motion_modules" in name}
     adapter.load_state_dict(motion_state, strict=True)
+    set_temporal_norm(adapter, temporal_norm_of(motion_unet))
     return adapter.to(device=motion_unet.device, dtype=motion_unet.dtype).eval()
 
 
@@ -219,94 +276,31 @@ def save_motion_adapter(adapter: MotionAdapter, folder: str | os.PathLike) -> Pa
 
 def load_motion_adapter(
     path: str | os.PathLike, num_attention_heads: int = 8, norm_num_groups: int = 32
-) -> MotionAdapter:
-    """A `MotionAdapter` from a local diffusers folder or a single AnimateDiff file, offline.
+) -> MagicPoseMotionAdapter:
+    """A motion adapter from a local diffusers folder or a single AnimateDiff file, offline.
 
-    A folder is read by `MotionAdapter.from_pretrained`. A file (`mm_sd_v15_v2.ckpt`, or a
-    `.safetensors`) in AnimateDiff's original key layout goes through diffusers'
-    `convert_animatediff_checkpoint_to_diffusers`; its architecture is read from the tensors'
-    shapes, except the head count and the norm groups, which the weights do not record (AnimateDiff
-    v1-v3: 8 and 32, the defaults).
+    A folder is read by `from_pretrained`, with the temporal norm its config records (pooled where it
+    records none, as diffusers computes). A file (`mm_sd_v15_v2.ckpt`, or a `.safetensors`) in AnimateDiff's
+    own key layout runs per frame, as AnimateDiff does; its architecture is read from the tensors' shapes,
+    except the head count and the norm groups, which the weights do not record (AnimateDiff v1-v3: 8 and
+    32, the defaults). A file that does not fit is refused in one line (`animatediff_file.check_fits`).
     """
     path = Path(path)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise MissingWeightsError(f"{path} has no config.json; expected a MotionAdapter folder (save_pretrained)")
-        return MotionAdapter.from_pretrained(path).eval()
+        return MagicPoseMotionAdapter.from_pretrained(path).eval()
     if not path.is_file():
         raise MissingWeightsError(f"motion module weights not found at {path}; pass an AnimateDiff .ckpt or a folder")
     if path.suffix not in _SINGLE_FILE_SUFFIXES:
         raise InputError(f"{path}: expected a folder or a file ending in one of {', '.join(_SINGLE_FILE_SUFFIXES)}")
-    original = _read_state_dict(path)
-    state_dict = convert_animatediff_state_dict(original)
-    config = motion_adapter_config_from_state_dict(
-        state_dict, num_attention_heads, norm_num_groups, max_seq_length=_position_table_length(original)
-    )
-    adapter = MotionAdapter(**config)
-    missing, unexpected = adapter.load_state_dict(state_dict, strict=False)
-    # The sinusoidal position tables are buffers rebuilt from the config (the conversion drops them).
-    missing = [name for name in missing if not name.endswith("pos_embed.pe")]
-    if missing or unexpected:
-        raise InputError(
-            f"{path} does not match an AnimateDiff motion module: {len(missing)} missing keys "
-            f"(e.g. {missing[:2]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:2]})"
-        )
+    state_dict, animatediff_names = read_motion_file(path)
+    config = motion_adapter_config_from_state_dict(state_dict, num_attention_heads, norm_num_groups)
+    try:
+        adapter = MagicPoseMotionAdapter(**config)
+    except (ValueError, RuntimeError) as error:  # e.g. channels the norm groups do not divide
+        raise InputError(f"{path} does not describe an AnimateDiff motion module ({error})") from error
+    check_fits(adapter.state_dict(), state_dict, path, animatediff_names)
+    adapter.load_state_dict(state_dict, strict=False)  # every key checked above; absent position tables stay
+    set_temporal_norm(adapter, PER_FRAME if animatediff_names else POOLED)
     return adapter.eval()
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        return load_file(path)
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    return state_dict.get("state_dict", state_dict)
-
-
-def convert_animatediff_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """AnimateDiff's original names (`...motion_modules.0.temporal_transformer.transformer_blocks.0.
-    attention_blocks.0.to_q.weight`) to diffusers' `MotionAdapter` names; diffusers names pass through."""
-
-    if not any(".temporal_transformer." in name for name in state_dict):
-        return dict(state_dict)
-    return convert_animatediff_checkpoint_to_diffusers(state_dict)
-
-
-def _position_table_length(state_dict: dict[str, torch.Tensor]) -> int | None:
-    """Frames the temporal position table covers (AnimateDiff v1: 24, v2/v3: 32), if it was saved."""
-    for name, value in state_dict.items():
-        if name.endswith(("pos_encoder.pe", "pos_embed.pe")):
-            return value.shape[1]
-    return None
-
-
-def motion_adapter_config_from_state_dict(
-    state_dict: dict[str, torch.Tensor],
-    num_attention_heads: int = 8,
-    norm_num_groups: int = 32,
-    max_seq_length: int | None = None,
-) -> dict:
-    """`MotionAdapter` config of diffusers-named motion weights, read from the names and shapes
-    (`max_seq_length` from the position tables when not given, else AnimateDiff v2's 32)."""
-    if not any("motion_modules" in name for name in state_dict):
-        raise InputError("no motion-module weights found (no key contains 'motion_modules')")
-
-    def count(prefix: str) -> int:
-        indices = {name[len(prefix) :].split(".")[0] for name in state_dict if name.startswith(prefix)}
-        return len(indices)
-
-    blocks = count("down_blocks.")
-    block_out_channels = tuple(
-        state_dict[f"down_blocks.{i}.motion_modules.0.proj_in.weight"].shape[1] for i in range(blocks)
-    )
-    layers = {count(f"down_blocks.{i}.motion_modules.") for i in range(blocks)}
-    if len(layers) != 1:
-        raise InputError(f"motion modules with different layer counts per block ({sorted(layers)}) are not supported")
-    max_seq_length = max_seq_length or _position_table_length(state_dict) or 32
-    return dict(
-        block_out_channels=block_out_channels,
-        motion_layers_per_block=layers.pop(),
-        motion_transformer_layers_per_block=count("down_blocks.0.motion_modules.0.transformer_blocks."),
-        motion_num_attention_heads=num_attention_heads,
-        motion_norm_num_groups=norm_num_groups,
-        motion_max_seq_length=max_seq_length,
-        use_motion_mid_block=any(name.startswith("mid_block.motion_modules.") for name in state_dict),
-    )
