@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import inspect
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -37,18 +35,10 @@ from magicpose.models.motion_module import (
 from magicpose.models.text_context import TextContext, encode_prompt
 from magicpose.pipelines.image_guidance import guidance_scale_at
 from magicpose.pipelines.recipe import RECIPE_KEYS, check_recipe
+from magicpose.pipelines.saved_folder import name_pipeline_class, own_class_name
 from magicpose.pipelines.windows import frame_chunks, guided_epsilon, sliding_windows
 from magicpose.poses.render import draw_openpose
 from magicpose.poses.types import PoseSequence
-
-# What a saved folder's model_index.json names as its pipeline: diffusers resolves a list [file, class]
-# through the folder's `magicpose.py`, which only imports the installed package's class.
-CUSTOM_PIPELINE = ["magicpose", "MagicPosePipeline"]
-CUSTOM_PIPELINE_FILE = (
-    '"""Lets `diffusers.DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` find MagicPose\'s\n'
-    'pipeline class: it only imports the installed magicpose package (pip install magicpose)."""\n\n'
-    "from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline  # noqa: F401\n"
-)
 
 
 def unit_float(image):
@@ -158,15 +148,13 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
         """As diffusers', but a folder naming this class as [file, class] (for `DiffusionPipeline`) loads
         without running the folder's file: this class is here already."""
         loaded = super().load_config(*args, **kwargs)
-        config = loaded[0] if isinstance(loaded, tuple) else loaded
-        if config.get("_class_name") == CUSTOM_PIPELINE:
-            config["_class_name"] = cls.__name__
+        own_class_name(loaded[0] if isinstance(loaded, tuple) else loaded, cls.__name__)
         return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """diffusers' folder, with a motion UNet stored as its two parts (`unet/` the 2-D UNet,
         `motion_adapter/` the temporal layers) and model_index.json naming magicpose as the library that
-        holds the pipeline (`CUSTOM_PIPELINE`)."""
+        holds the pipeline (`saved_folder`)."""
         motion_unet = self.unet if is_motion_unet(self.unet) else None
         if motion_unet is not None:
             self.unet = base_unet_of(motion_unet)  # shares the weights: nothing is copied
@@ -175,11 +163,7 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
         finally:
             if motion_unet is not None:
                 self.unet = motion_unet
-        folder = Path(save_directory)
-        index = json.loads((folder / "model_index.json").read_text())
-        index["_class_name"] = CUSTOM_PIPELINE
-        (folder / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-        (folder / f"{CUSTOM_PIPELINE[0]}.py").write_text(CUSTOM_PIPELINE_FILE)
+        name_pipeline_class(save_directory)
 
     def enable_vae_tiling(self) -> None:
         """Decode large frames tile by tile (less memory; seams are blended, so pixels change slightly)."""
@@ -428,10 +412,7 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
             output_type: "pil", "np", "pt" or "latent" (shapes: `MagicPosePipelineOutput`).
             start_from_reference: start from the reference's latents noised to the first timestep, as
                 img2img at strength 1 does, instead of from pure noise (default: the model's
-                `config.start_from_reference`; ignored without a reference). SD's noise schedule leaves
-                sqrt(alpha_bar_t) >= 0.068 of the image in its noisiest training inputs, so a UNet learns to
-                read the image's low frequencies from its input; pure noise carries none and samples drift to
-                grey (Lin et al. 2024, Sec. 2). The reference's noised latents come close to what training saw.
+                `config.start_from_reference`; ignored without a reference; why: docs/architecture.md).
             guidance_interval: (low, high) training timesteps: guidance only at sampling timesteps t with
                 low < t <= high, the conditional model alone elsewhere (Kynkäänniemi et al. 2024). Default:
                 the model's `config.guidance_interval`; None there (as the official code) guides every step.
