@@ -267,10 +267,11 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
         Per step and video: one appearance pass for all its frames, then one sampling step
         (`windows.guided_epsilon`) over chunks of frames (2-D UNet) or overlapping windows of
         `window_frames` (motion UNet), then one scheduler step for all videos.
-        `reference_latents` (1 or videos, 4, h, w): one reference per video, or one for all; None switches
+        `reference_latents`: (1 or N, 4, h, w) for one video (one for every frame, or one per frame), (1 or
+        videos, 4, h, w) for several (one per video, or one for all); None switches
         the appearance branch off: the base UNet with the pose ControlNet alone (the first row of the
         paper's ablation, Table 3); `pose_images=None` too: the plain base UNet, N = the latents' batch (a
-        prerequisite stage's prior). `videos` defaults to the number of references. `start_from_reference`
+        prerequisite stage's prior). `start_from_reference`
         mixes the reference latents into the initial noise as the scheduler's forward process does at the
         first timestep (`add_noise`); True needs `reference_latents`, None follows the model's setting where
         there is a reference. Settings left None come from the model's recipe (`__call__`).
@@ -292,15 +293,19 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
             raise ValueError(
                 f"callback_on_step_end_tensor_inputs {sorted(unknown)}: use {self._callback_tensor_inputs}"
             )
-        videos = videos or (1 if reference_latents is None else reference_latents.shape[0])
-        if reference_latents is not None and reference_latents.shape[0] not in (1, videos):
+        videos = videos or 1
+        if reference_latents is None:
+            references = [None] * videos
+        elif videos == 1:
+            references = [reference_latents]  # one for every frame, or one per frame
+        elif reference_latents.shape[0] in (1, videos):
+            references = list(reference_latents.expand(videos, -1, -1, -1).split(1))
+        else:
             raise ValueError(f"{reference_latents.shape[0]} reference latents for {videos} videos")
         frames = latents.shape[0] // videos if pose_images is None else pose_images.shape[0]
         if latents.shape[0] not in (1, videos * frames):
             raise ValueError(f"{latents.shape[0]} initial latents for {videos} video(s) of {frames} frames")
         latents = latents.expand(videos * frames, -1, -1, -1).clone() if latents.shape[0] == 1 else latents.clone()
-        references = [None] * videos if reference_latents is None else list(reference_latents.split(1))
-        references = references * videos if len(references) == 1 else references
         self.scheduler.set_timesteps(recipe["num_inference_steps"], device=latents.device)
         if start_from_reference:
             if reference_latents is None:
