@@ -151,7 +151,7 @@ class TestDiffusersContract:
         expected = generate(pipe)
         half = generate(pipe.to(torch.bfloat16))
         assert half.dtype == np.float32 and np.isfinite(half).all()
-        assert np.abs(half - expected).mean() < 0.03
+        assert np.abs(half - expected).mean() < 0.005  # measured 0.0026 (max 0.016) on 2 CPU cores
 
     @pytest.mark.slow
     def test_attention_toggles_keep_the_reference_or_fail_with_the_reason(self):
