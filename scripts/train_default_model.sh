@@ -71,5 +71,8 @@ partial=src/magicpose/default_model.partial
 rm -rf $partial && cp -r runs/puppet/stage2_pose_annealed/export $partial
 cp -r runs/puppet/stage3_motion_shared_noise/export/motion_adapter $partial/motion_adapter
 cp -r runs/puppet/controlnet_annealed/export/pose_control $partial/pretrained_pose_control
+# List the motion module as the pipeline's optional component, so every loader (diffusers' too) includes it.
+python -c "import json, sys; p = sys.argv[1]; i = json.load(open(p)); i['motion_adapter'] = ['diffusers', 'MotionAdapter']; \
+open(p, 'w').write(json.dumps(i, indent=2, sort_keys=True) + '\n')" $partial/model_index.json
 rm -rf src/magicpose/default_model && mv $partial src/magicpose/default_model
 echo "$(date +%T) default model: src/magicpose/default_model ($(du -sh src/magicpose/default_model | cut -f1))"

@@ -56,7 +56,8 @@ def imported_modules(path: Path, known: set[str]) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    files = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    # The default model folder is data: its magicpose.py is the file diffusers' generic loader runs, no module
+    files = {module_name(path): path for path in PACKAGE.rglob("*.py") if "default_model" not in path.parts}
     known = set(files)
     edges = {}
     for name, path in files.items():

@@ -8,14 +8,17 @@ from magicpose.media import read_video
 from magicpose.models.default import default_model_folder
 from magicpose.models.loading import missing_parts
 from magicpose.pipelines.assembly import PIPELINE_REQUIRED, load_pipeline
+from magicpose.pipelines.saved_folder import CUSTOM_PIPELINE_FILE
 
 
 def test_the_default_model_is_a_complete_safetensors_folder_within_40_mb():
     folder = default_model_folder()
     files = [path for path in folder.rglob("*") if path.is_file()]
     assert sum(path.stat().st_size for path in files) <= 40 * 2**20
-    weights = [path for path in files if path.suffix not in (".json",)]
+    weights = [path for path in files if path.suffix not in (".json",) and path.name != "magicpose.py"]
     assert weights and all(path.suffix == ".safetensors" for path in weights)
+    # the one code file names the installed package's pipeline class for DiffusionPipeline.from_pretrained
+    assert (folder / "magicpose.py").read_text() == CUSTOM_PIPELINE_FILE
     assert missing_parts(folder, PIPELINE_REQUIRED) == []
     assert (folder / "pretrained_pose_control" / "config.json").is_file()
     assert (folder / "motion_adapter" / "config.json").is_file()  # stage 3, used by default

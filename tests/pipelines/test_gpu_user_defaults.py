@@ -19,7 +19,7 @@ POSES = [np.random.default_rng(10 + i).integers(0, 255, (128, 128, 3), dtype=np.
 
 def frames(pipe, **kwargs) -> np.ndarray:
     options = dict(num_inference_steps=2, generator=torch.Generator().manual_seed(42), output_type="np")
-    return np.asarray(pipe(REFERENCE, POSES, **{**options, **kwargs}).frames)
+    return np.asarray(pipe(REFERENCE, POSES, **{**options, **kwargs}).frames[0])
 
 
 @pytest.fixture(scope="module")

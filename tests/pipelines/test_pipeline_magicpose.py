@@ -70,11 +70,14 @@ def test_call_is_deterministic_and_returns_every_frame(pipeline):
     other = pipeline(
         reference, poses, num_inference_steps=2, generator=torch.Generator().manual_seed(7), output_type="np"
     ).frames
-    assert first.shape == (3, 32, 32, 3)
+    assert first.shape == (1, 3, 32, 32, 3)  # (videos, frames, H, W, 3), as diffusers' video pipelines
     assert np.array_equal(first, again)
     assert not np.allclose(first, other)
-    pil = pipeline(reference, poses[:1], num_inference_steps=1, output_type="pil").frames
-    assert isinstance(pil[0], PIL.Image.Image) and pil[0].size == (32, 32)
+    pil = pipeline(reference, poses[:2], num_inference_steps=1, output_type="pil").frames
+    assert len(pil) == 1 and len(pil[0]) == 2
+    assert isinstance(pil[0][0], PIL.Image.Image) and pil[0][0].size == (32, 32)
+    tensor = pipeline(reference, poses[:2], num_inference_steps=1, output_type="pt").frames
+    assert tensor.shape == (1, 2, 3, 32, 32)
 
 
 def test_uint8_arrays_mean_the_same_images_as_pil(pipeline):
@@ -165,7 +168,7 @@ def test_no_reference_is_the_pose_controlnet_alone(pipeline):
         expected = scheduler.step(eps, t, expected).prev_sample
     assert torch.allclose(latents, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
     frames = pipeline(None, [np.zeros((128, 128, 3), np.uint8)], num_inference_steps=1, output_type="np").frames
-    assert frames.shape == (1, 32, 32, 3)
+    assert frames.shape == (1, 1, 32, 32, 3)
 
 
 def test_neither_reference_nor_pose_is_the_plain_base_unet_even_without_the_branches():
@@ -261,7 +264,7 @@ def test_start_from_reference_is_a_saved_model_setting_that_a_call_can_override(
     by_config = run(reference)
     assert np.array_equal(by_config, run(reference, start_from_reference=True))
     assert not np.allclose(by_config, run(reference, start_from_reference=False), atol=1e-4)
-    assert run(None).shape == (1, 32, 32, 3)  # no reference to start from: pure noise, no error
+    assert run(None).shape == (1, 1, 32, 32, 3)  # no reference to start from: pure noise, no error
 
 
 def test_schedulers_by_name_keep_the_noise_schedule_and_ddim_is_the_official_one():

@@ -108,7 +108,7 @@ def test_exported_model_loads_and_animates(runs):
     assert not official.config.start_from_reference and official.config.guidance_interval is None
     reference = np.full((32, 32, 3), 128, np.uint8)
     poses = torch.rand(2, 3, 32, 32)
-    frames = pipeline(reference, poses, num_inference_steps=2, height=32, width=32, output_type="np").frames
+    frames = pipeline(reference, poses, num_inference_steps=2, height=32, width=32, output_type="np").frames[0]
     assert frames.shape == (2, 32, 32, 3) and np.isfinite(frames).all()
 
 
@@ -129,5 +129,5 @@ def test_stage_three_exports_a_trained_motion_adapter(runs):
         height=32,
         width=32,
         output_type="np",
-    ).frames
+    ).frames[0]
     assert frames.shape == (3, 32, 32, 3) and np.isfinite(frames).all()

@@ -142,7 +142,7 @@ def evaluate_on_puppets(
             frame_chunk_size=frame_chunk_size,
             **sampling,
         )
-        result.add_video([_to_uint8(frame) for frame in output.frames], targets, video.background)
+        result.add_video([_to_uint8(frame) for frame in output.frames[0]], targets, video.background)
     return result
 
 

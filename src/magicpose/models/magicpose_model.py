@@ -52,10 +52,18 @@ class MagicPoseModel(torch.nn.Module):
     def networks(self) -> tuple:
         return self.unet, self.appearance_control, self.pose_control
 
+    def connect(self) -> ReferenceBank:
+        """Wrap the reference processors around whatever attention processors the UNets hold now (a user
+        may have set others since: slicing, xformers, fused projections); a no-op when nothing changed."""
+        if self.appearance_control is not None:
+            self.bank = attach_reference_bank(self.unet, self.appearance_control)
+        return self.bank
+
     def encode_reference(
         self, reference_latents: torch.Tensor, timesteps: torch.Tensor | int, encoder_hidden_states: torch.Tensor
     ) -> ReferenceFeatures:
         """Run the appearance branch once; returns the attn1 input tokens of every layer, by layer name."""
+        self.connect()
         batch = reference_latents.shape[0]
         if encoder_hidden_states.shape[0] > batch == 1:
             encoder_hidden_states = encoder_hidden_states[:1]  # one reference: every frame has the same context
@@ -100,6 +108,7 @@ class MagicPoseModel(torch.nn.Module):
         Returns:
             (N, 4, h, w) epsilon.
         """
+        self.connect()
         batch = noisy_latents.shape[0]
         context = _expand_batch(encoder_hidden_states, batch)
         timesteps = _timesteps_for(timesteps, batch, noisy_latents.device)

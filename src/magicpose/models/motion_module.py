@@ -304,3 +304,40 @@ def load_motion_adapter(
     adapter.load_state_dict(state_dict, strict=False)  # every key checked above; absent position tables stay
     set_temporal_norm(adapter, PER_FRAME if animatediff_names else POOLED)
     return adapter.eval()
+
+
+# A motion UNet's block types and the 2-D ones `from_unet2d` replaced.
+_BASE_BLOCK_TYPES = {
+    "CrossAttnDownBlockMotion": "CrossAttnDownBlock2D",
+    "DownBlockMotion": "DownBlock2D",
+    "CrossAttnUpBlockMotion": "CrossAttnUpBlock2D",
+    "UpBlockMotion": "UpBlock2D",
+}
+
+
+def base_unet_of(motion_unet: UNetMotionModel) -> UNet2DConditionModel:
+    """The 2-D UNet inside a motion UNet, sharing its weights (nothing is copied): what a pipeline folder
+    stores in `unet/` beside `motion_adapter/`, so every loader rebuilds the same motion UNet."""
+    config = dict(motion_unet.config)
+    config["down_block_types"] = [_BASE_BLOCK_TYPES[block] for block in config["down_block_types"]]
+    config["up_block_types"] = [_BASE_BLOCK_TYPES[block] for block in config["up_block_types"]]
+    # from_unet2d put the 2-D UNet's attention_head_dim (its head count, a diffusers naming quirk) here
+    config["attention_head_dim"], config["num_attention_heads"] = config["num_attention_heads"], None
+    expected, optional = UNet2DConditionModel._get_signature_keys(UNet2DConditionModel)
+    config = {key: value for key, value in config.items() if key in expected | optional}
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(config)
+    spatial = {name: value for name, value in motion_unet.state_dict().items() if "motion_modules" not in name}
+    unet.load_state_dict(spatial, strict=True, assign=True)
+    return unet.eval()
+
+
+def tie_motion_adapter(adapter: MotionAdapter, motion_unet: UNetMotionModel) -> MotionAdapter:
+    """Make `adapter` hold the motion UNet's temporal layers themselves (one copy in memory, and the
+    adapter always has the weights the UNet samples and trains with)."""
+    pairs = [*zip(adapter.down_blocks, motion_unet.down_blocks), *zip(adapter.up_blocks, motion_unet.up_blocks)]
+    if adapter.mid_block is not None:
+        pairs.append((adapter.mid_block, motion_unet.mid_block))
+    for adapter_block, unet_block in pairs:
+        adapter_block.motion_modules = unet_block.motion_modules
+    return adapter

@@ -12,7 +12,7 @@ from magicpose.errors import InputError, MissingWeightsError
 from magicpose.files import atomic_folder
 from magicpose.models.default import default_model_folder
 from magicpose.models.loading import check_folder_files, missing_parts
-from magicpose.models.motion_module import build_motion_unet, is_motion_unet, load_motion_adapter
+from magicpose.models.motion_module import build_motion_unet, is_motion_unet, load_motion_adapter, tie_motion_adapter
 from magicpose.pipelines.official import pipeline_from_official
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 from magicpose.pipelines.recipe import RECIPE_KEYS
@@ -139,6 +139,8 @@ def load_pipeline(
     A folder that holds its own motion module (`motion_adapter/`, a stage-3 `MotionAdapter` folder, as
     the embedded model does) gets its temporal layers in the base UNet, unless `motion_module=False`;
     `motion_adapter` (a `MotionAdapter` folder or an AnimateDiff file) takes the place of the folder's own.
+    The adapter is the pipeline's optional `motion_adapter` component, so `MagicPosePipeline.from_pretrained`
+    and `DiffusionPipeline.from_pretrained` build the same model from a folder that lists it.
     """
 
     folder = Path(folder)
@@ -152,12 +154,20 @@ def load_pipeline(
         raise MissingWeightsError(f"model folder {folder} is incomplete; missing: {', '.join(missing)}")
     check_folder_files(folder)
     kwargs = {"dtype": dtype} if dtype is not None else {}
-    pipeline = MagicPosePipeline.from_pretrained(folder, **kwargs)
     own = folder / MOTION_ADAPTER
-    source = motion_adapter or (own if motion_module and (own / "config.json").is_file() else None)
-    if source is not None:
-        add_motion_module(pipeline, source)
-    return pipeline
+    listed = json.loads((folder / "model_index.json").read_text()).get(MOTION_ADAPTER, [None])[0] is not None
+    if motion_adapter is not None:
+        kwargs[MOTION_ADAPTER] = _adapter_in(load_motion_adapter(motion_adapter), dtype)
+    elif not motion_module:
+        kwargs[MOTION_ADAPTER] = None
+    elif not listed and (own / "config.json").is_file():  # a folder written before the adapter was a component
+        kwargs[MOTION_ADAPTER] = _adapter_in(load_motion_adapter(own), dtype)
+    return MagicPosePipeline.from_pretrained(folder, **kwargs)
+
+
+def _adapter_in(adapter, dtype: torch.dtype | None):
+    """`adapter` in `dtype` (diffusers warns on every `.to(dtype)`, even a no-op one)."""
+    return adapter.to(dtype) if dtype is not None and adapter.dtype != dtype else adapter
 
 
 def add_motion_module(pipeline, source: str | Path):
@@ -165,10 +175,10 @@ def add_motion_module(pipeline, source: str | Path):
 
     if is_motion_unet(pipeline.unet):
         raise InputError("this pipeline already has a motion module; load the model without its own to use another")
-    adapter = load_motion_adapter(source)
-    if adapter.dtype != pipeline.unet.dtype:  # diffusers warns on every `.to(dtype)`, even a no-op one
-        adapter = adapter.to(pipeline.unet.dtype)
-    pipeline.unet = build_motion_unet(pipeline.unet, adapter)
+    adapter = _adapter_in(load_motion_adapter(source), pipeline.unet.dtype)
+    motion_unet = build_motion_unet(pipeline.unet, adapter)
+    # register_modules, not attribute assignment: the folder must list the adapter when it is saved
+    pipeline.register_modules(unet=motion_unet, motion_adapter=tie_motion_adapter(adapter, motion_unet))
     return pipeline
 
 

@@ -24,6 +24,7 @@ from magicpose.models.official_checkpoint import (
     plan_official_checkpoint,
 )
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
+from magicpose.pipelines.saved_folder import name_pipeline_class
 
 
 def check_checkpoint_file(checkpoint: str | Path) -> None:
@@ -110,6 +111,7 @@ def convert_to_folder(
             del module
             gc.collect()
         pipeline.save_config(folder)
+        name_pipeline_class(folder)  # as save_pretrained does: DiffusionPipeline.from_pretrained finds the class
     return Path(out)
 
 

@@ -63,6 +63,36 @@ def window_weights(length: int, overlap: int, shape: WeightShape = "ramp") -> to
     return torch.minimum(torch.minimum(rise, rise.flip(0)), torch.ones_like(rise))
 
 
+def frame_chunks(num_frames: int, size: int) -> list[range]:
+    """Disjoint ranges of at most `size` frames covering `num_frames` (frames a 2-D UNet treats alone)."""
+    return [range(start, min(start + size, num_frames)) for start in range(0, num_frames, size)]
+
+
+def blend(
+    predict: Callable[[range], torch.Tensor],
+    groups: list[range],
+    num_frames: int,
+    overlap: int = 0,
+    shape: WeightShape = "ramp",
+) -> torch.Tensor:
+    """`predict(frames) -> (len(frames), ...)` over groups of frames covering `num_frames`, per frame the
+    weighted mean of the groups that hold it. Disjoint groups (chunks, or one window) are concatenated."""
+    if sum(len(frames) for frames in groups) == num_frames:
+        return torch.cat([predict(frames) for frames in groups])
+    total = weight_sum = None
+    for frames in groups:
+        prediction = predict(frames)
+        if total is None:
+            # Accumulate in float32: half-precision sums of several windows would round visibly.
+            total = prediction.new_zeros((num_frames, *prediction.shape[1:]), dtype=torch.float32)
+            weight_sum = prediction.new_zeros((num_frames,), dtype=torch.float32)
+        weights = window_weights(len(frames), overlap, shape).to(prediction.device, torch.float32)
+        span = slice(frames.start, frames.stop)
+        total[span] += prediction.float() * weights.view(-1, *([1] * (prediction.ndim - 1)))
+        weight_sum[span] += weights
+    return (total / weight_sum.view(-1, *([1] * (total.ndim - 1)))).to(prediction.dtype)
+
+
 def blend_windows(
     predict: Callable[[range], torch.Tensor],
     num_frames: int,
@@ -74,21 +104,44 @@ def blend_windows(
 
     A video no longer than a window is one clip: its prediction is returned as is.
     """
-    windows = sliding_windows(num_frames, window, overlap)
-    if len(windows) == 1:
-        return predict(windows[0])
-    total = weight_sum = None
-    for frames in windows:
-        prediction = predict(frames)
-        if total is None:
-            # Accumulate in float32: half-precision sums of several windows would round visibly.
-            total = prediction.new_zeros((num_frames, *prediction.shape[1:]), dtype=torch.float32)
-            weight_sum = prediction.new_zeros((num_frames,), dtype=torch.float32)
-        weights = window_weights(len(frames), overlap, shape).to(prediction.device, torch.float32)
-        span = slice(frames.start, frames.stop)
-        total[span] += prediction.float() * weights.view(-1, *([1] * (prediction.ndim - 1)))
-        weight_sum[span] += weights
-    return (total / weight_sum.view(-1, *([1] * (total.ndim - 1)))).to(prediction.dtype)
+    return blend(predict, sliding_windows(num_frames, window, overlap), num_frames, overlap, shape)
+
+
+def guided_epsilon(
+    model: Callable[..., torch.Tensor],
+    latents: torch.Tensor,
+    timestep: torch.Tensor | int,
+    context: torch.Tensor,
+    pose_images: torch.Tensor | None,
+    reference_features: dict[str, torch.Tensor] | None,
+    guidance_scale: float,
+    groups: list[range],
+    overlap: int = 0,
+    shape: WeightShape = "ramp",
+    frame_chunk_size: int | None = None,
+) -> torch.Tensor:
+    """The one sampling step's epsilon, 2-D or windowed: image guidance per group of frames, blended.
+
+    A group is one call of the model: a chunk of frames for a 2-D UNet (`frame_chunks`), one clip for a
+    motion UNet (`sliding_windows`, overlapping by `overlap`). `model(x, t, context, pose_images=...,
+    reference_features=...)` is the conditional branch, `model(x, t, context)` the plain base UNet;
+    `pose_images=None` leaves the pose ControlNet out, `reference_features=None` the appearance branch.
+    `frame_chunk_size`: frames per call of the layers that treat frames alone inside a group.
+    """
+    if pose_images is not None and pose_images.shape[0] != latents.shape[0]:
+        raise ValueError(f"{pose_images.shape[0]} pose frames for {latents.shape[0]} latents")
+    chunking = {"frame_chunk_size": frame_chunk_size} if frame_chunk_size else {}
+
+    def guided(frames: range) -> torch.Tensor:
+        x = latents[frames.start : frames.stop]
+        poses = None if pose_images is None else pose_images[frames.start : frames.stop]
+        return image_guidance(
+            lambda: model(x, timestep, context, pose_images=poses, reference_features=reference_features, **chunking),
+            lambda: model(x, timestep, context, **chunking),
+            guidance_scale,
+        )
+
+    return blend(guided, groups, latents.shape[0], overlap, shape)
 
 
 def denoise_in_windows(
@@ -104,12 +157,12 @@ def denoise_in_windows(
     shape: WeightShape = "ramp",
     frame_chunk_size: int | None = None,
 ) -> torch.Tensor:
-    """Guided epsilon of every frame at one denoising step, each window run as one clip.
+    """Guided epsilon of every frame of a video at one denoising step, each sliding window one clip
+    (`guided_epsilon` over `sliding_windows(len(latents), window, overlap)`).
 
     Args:
-        model: a `MagicPoseModel` (or any callable with its signature): `model(x, t, context,
-            pose_images=..., reference_features=...)` is the conditional branch, `model(x, t, context)`
-            the plain base UNet. With a motion UNet inside, a batch of frames is one clip.
+        model: a `MagicPoseModel` (or any callable with its signature); with a motion UNet inside, a
+            batch of frames is one clip.
         latents: (N, 4, h, w) scaled model input x_t of the whole video.
         timestep: the step's timestep.
         context: (1, L, D) text context.
@@ -122,16 +175,17 @@ def denoise_in_windows(
     Returns:
         (N, 4, h, w) blended epsilon.
     """
-    if pose_images.shape[0] != latents.shape[0]:
-        raise ValueError(f"{pose_images.shape[0]} pose frames for {latents.shape[0]} latents")
-
-    def guided(frames: range) -> torch.Tensor:
-        x, poses = latents[frames.start : frames.stop], pose_images[frames.start : frames.stop]
-        return image_guidance(
-            lambda: model(x, timestep, context, pose_images=poses, reference_features=reference_features, **chunking),
-            lambda: model(x, timestep, context, **chunking),
-            guidance_scale,
-        )
-
-    chunking = {"frame_chunk_size": frame_chunk_size} if frame_chunk_size else {}
-    return blend_windows(guided, latents.shape[0], window, overlap, shape)
+    groups = sliding_windows(latents.shape[0], window, overlap)
+    return guided_epsilon(
+        model,
+        latents,
+        timestep,
+        context,
+        pose_images,
+        reference_features,
+        guidance_scale,
+        groups,
+        overlap,
+        shape,
+        frame_chunk_size,
+    )

@@ -279,7 +279,7 @@ def animate(
         output_type="np",
         **sampling,
     )
-    frames = [(frame * 255).round().astype(np.uint8) for frame in output.frames]
+    frames = [(frame * 255).round().astype(np.uint8) for frame in output.frames[0]]  # the one video
     return Animation(
         frames,
         skeletons,

@@ -146,7 +146,7 @@ def generate_clip(pipeline, clip: Clip, settings: Settings, process: int = 0) ->
         frame_chunk_size=settings.frame_chunk,
         output_type="np",
         **settings.sampling,
-    ).frames
+    ).frames[0]  # the one video
     record = {
         **settings.wanted(),
         "recipe": pipeline.recipe(**settings.sampling),
