@@ -27,7 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+# ModelMixin must be importable from this module: diffusers' pipeline loader finds a component's loading
+# methods through the base classes its library module exposes (as for appearance_control).
+from diffusers import ModelMixin, MotionAdapter, UNet2DConditionModel, UNetMotionModel  # noqa: F401
 from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D, UNetMotionOutput
 from diffusers.pipelines.free_noise_utils import SplitInferenceModule
 

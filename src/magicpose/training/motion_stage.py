@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from diffusers import MotionAdapter
 
 from magicpose.models.magicpose_model import MagicPoseModel
 from magicpose.models.motion_module import (
+    MagicPoseMotionAdapter,
     build_motion_unet,
     extract_motion_adapter,
     load_motion_adapter,
@@ -43,7 +43,9 @@ class MotionStage(DenoisingStage):
         else:
             with torch.random.fork_rng():
                 torch.manual_seed(getattr(config.model, "seed", 0))
-                adapter = zero_init_motion_output(MotionAdapter(**motion_adapter_config_for_unet(components["unet"])))
+                adapter = zero_init_motion_output(
+                    MagicPoseMotionAdapter(**motion_adapter_config_for_unet(components["unet"]))
+                )
         motion_unet = build_motion_unet(components["unet"], adapter)
         self.model = MagicPoseModel(motion_unet, components["appearance_control"], components["pose_control"])
         set_motion_training(self.model)
