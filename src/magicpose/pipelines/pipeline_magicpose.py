@@ -19,6 +19,7 @@ from magicpose.models.magicpose_model import MagicPoseModel
 from magicpose.models.motion_module import is_motion_unet
 from magicpose.models.text_context import TextContext, encode_prompt
 from magicpose.pipelines.image_guidance import guidance_scale_at, image_guidance
+from magicpose.pipelines.offload import OffloadPlan, decode_batch, phase, reference_banks
 from magicpose.pipelines.recipe import RECIPE_KEYS, check_recipe
 from magicpose.pipelines.windows import denoise_in_windows
 from magicpose.poses.render import draw_openpose
@@ -97,6 +98,7 @@ class MagicPosePipeline(DiffusionPipeline):
             window_overlap=window_overlap,
         )
         self._model: MagicPoseModel | None = None
+        self.offload_plan: OffloadPlan | None = None
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.pose_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, do_normalize=False)
@@ -106,8 +108,14 @@ class MagicPosePipeline(DiffusionPipeline):
         self.vae.enable_tiling()
 
     def enable_vae_slicing(self) -> None:
-        """Decode one frame at a time whatever `frame_chunk_size` is (less memory, same pixels)."""
+        """Decode one frame at a time (the default is already a few frames at a time: `decode_latents`)."""
         self.vae.enable_slicing()
+
+    def enable_offload_plan(self, device: torch.device | str = "cuda") -> None:
+        """Small GPUs: each network on `device` only for its phase of a call, none moved inside the
+        denoising loop (`magicpose.pipelines.offload`). Same results as running resident."""
+        self.offload_plan = OffloadPlan(device)
+        self.offload_plan.place(self)
 
     @property
     def model(self) -> MagicPoseModel:
@@ -132,7 +140,8 @@ class MagicPosePipeline(DiffusionPipeline):
             return self.text_context().to(device=self._execution_device, dtype=self.unet.dtype)
         if self.text_encoder is None or self.tokenizer is None:
             raise ValueError("a text prompt needs a text_encoder and a tokenizer in the pipeline")
-        return encode_prompt(self.text_encoder, prompt, self.tokenizer).to(self._execution_device, self.unet.dtype)
+        with phase(self.offload_plan, self.text_encoder):
+            return encode_prompt(self.text_encoder, prompt, self.tokenizer).to(self._execution_device, self.unet.dtype)
 
     def encode_reference(self, image: torch.Tensor) -> torch.Tensor:
         """Clean reference latent: the VAE posterior mean times the scaling factor.
@@ -141,12 +150,17 @@ class MagicPosePipeline(DiffusionPipeline):
         results independent of the sampler's RNG (SD's VAE posterior std is about 1e-2 of the mean).
         """
         image = image.to(device=self._execution_device, dtype=self.vae.dtype)
-        return self.vae.encode(image).latent_dist.mode() * self.vae.config.scaling_factor
+        with phase(self.offload_plan, self.vae):
+            return self.vae.encode(image).latent_dist.mode() * self.vae.config.scaling_factor
 
     def decode_latents(self, latents: torch.Tensor, chunk_size: int) -> torch.Tensor:
-        """Latents to images in [-1, 1], `chunk_size` frames at a time (VAE memory grows with the batch)."""
+        """Latents to images in [-1, 1], at most `chunk_size` and a few frames at a time: VAE memory grows
+        with the batch, and at the defaults it was the peak of a whole generation (`offload.decode_batch`)."""
         scale = 1.0 / self.vae.config.scaling_factor
-        return torch.cat([self.vae.decode(chunk * scale).sample for chunk in latents.split(chunk_size)])
+        with phase(self.offload_plan, self.vae):
+            return torch.cat(
+                [self.vae.decode(part * scale).sample for part in latents.split(decode_batch(chunk_size))]
+            )
 
     def prepare_poses(self, poses, height: int, width: int) -> torch.Tensor:
         """Pose condition images (N, 3, H, W) in [0, 1] from images, a tensor or a `PoseSequence`."""
@@ -238,13 +252,17 @@ class MagicPosePipeline(DiffusionPipeline):
         model = self.model
         timesteps = self.scheduler.timesteps
         # One bar over frames x steps, so long videos show their rate in frames per second.
-        with self.progress_bar(total=len(timesteps) * frames) as progress:
+        banks = reference_banks(model, reference_latents, timesteps, context, self.offload_plan)
+        with (
+            phase(self.offload_plan, self.unet, self.pose_control),
+            self.progress_bar(total=len(timesteps) * frames) as progress,
+        ):
             progress.unit = "frame-step"
             for t in timesteps:
                 scale = guidance_scale_at(t, guidance_scale, guidance_interval)
                 model_input = self.scheduler.scale_model_input(latents, t)
                 # The reference branch does not depend on the frame: one pass per step serves every chunk.
-                features = None if reference_latents is None else model.encode_reference(reference_latents, t, context)
+                features = next(banks)
                 if is_motion_unet(self.unet):
                     # Frames of a clip attend to each other: overlapping windows, each one clip, blended.
                     noise_pred = denoise_in_windows(
