@@ -258,8 +258,10 @@ class MagicPosePipeline(DiffusionPipeline):
             self.progress_bar(total=len(timesteps) * frames) as progress,
         ):
             progress.unit = "frame-step"
-            for t in timesteps:
-                scale = guidance_scale_at(t, guidance_scale, guidance_interval)
+            # The timesteps read once as numbers: the scheduler's tables and the guidance interval then
+            # take Python ints, and no step waits for the device (a tensor index is a host sync).
+            for t, step in zip(timesteps, timesteps.tolist()):
+                scale = guidance_scale_at(step, guidance_scale, guidance_interval)
                 model_input = self.scheduler.scale_model_input(latents, t)
                 # The reference branch does not depend on the frame: one pass per step serves every chunk.
                 features = next(banks)
@@ -291,7 +293,7 @@ class MagicPosePipeline(DiffusionPipeline):
                         )
                         progress.update(chunk.shape[0])
                     noise_pred = torch.cat(chunks)
-                latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
+                latents = self.scheduler.step(noise_pred, step, latents, **step_kwargs, return_dict=False)[0]
         return latents
 
     @torch.no_grad()
