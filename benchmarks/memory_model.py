@@ -176,8 +176,10 @@ class StageCounter:
             return guided_epsilon(conditional, self.model(x, TIMESTEP, context), GUIDANCE)
 
         # What every frame holds across the step: latents, the scaled input, each chunk's epsilon, the
-        # concatenated epsilon and the scheduler's new latents (fp16, small next to a chunk's activations).
-        held = 5 * frames * 4 * h * w * torch.finfo(self.dtype).bits // 8
+        # concatenated epsilon and the scheduler's new latents.
+        # The pose hint embeddings kept for the whole loop (`models.pose_hints`) are held too.
+        hint_channels = self.networks["pose_control"].config.block_out_channels[0]
+        held = (5 * 4 + hint_channels) * frames * h * w * torch.finfo(self.dtype).bits // 8
         return StageNeeds(
             weights=dict(self.weights),
             encode=self._once(("encode", h, w), encode)[0],

@@ -1,10 +1,13 @@
 """Memory bounded by design (issue 30): the VAE decodes a few frames at a time, and the offload plan moves
 no weight inside the denoising loop; both give the frames the pipeline gave before."""
 
+from contextlib import nullcontext
+
 import numpy as np
 import pytest
 import torch
 
+from magicpose.pipelines import pipeline_magicpose
 from magicpose.pipelines.offload import VAE_DECODE_FRAMES, decode_batch
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
 from tests.dummy_components import get_dummy_components
@@ -71,3 +74,20 @@ def test_the_offload_plan_gives_the_same_frames_and_moves_no_weight_inside_the_l
     assert events.index("encode") < events.index("appearance") < first and events.index("decode") > last
     assert events.count("appearance") == 2 and events.count("move") == 8  # 4 phases, each in and out
     assert plan.moved_bytes > 0
+
+
+def test_the_pose_hint_encoder_runs_once_per_generation_with_the_same_result(pipe, monkeypatch):
+    calls = []
+    embedding = pipe.pose_control.controlnet_cond_embedding
+    hook = embedding.conv_in.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        reused = frames(pipe, frame_chunk_size=2, num_inference_steps=3)
+        assert len(calls) == 3  # 3 frame chunks, once each for the 3 steps
+        monkeypatch.setattr(pipeline_magicpose, "reuse_pose_hints", lambda pose_control: nullcontext())
+        calls.clear()
+        every_step = frames(pipe, frame_chunk_size=2, num_inference_steps=3)
+        assert len(calls) == 9
+    finally:
+        hook.remove()
+    assert np.array_equal(reused, every_step)
+    assert "forward" not in embedding.__dict__  # the module is as it was

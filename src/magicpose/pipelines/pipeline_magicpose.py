@@ -17,6 +17,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from magicpose.models.appearance_control import AppearanceControlModel
 from magicpose.models.magicpose_model import MagicPoseModel
 from magicpose.models.motion_module import is_motion_unet
+from magicpose.models.pose_hints import reuse_pose_hints
 from magicpose.models.text_context import TextContext, encode_prompt
 from magicpose.pipelines.image_guidance import guidance_scale_at, image_guidance
 from magicpose.pipelines.offload import OffloadPlan, decode_batch, phase, reference_banks
@@ -251,10 +252,11 @@ class MagicPosePipeline(DiffusionPipeline):
 
         model = self.model
         timesteps = self.scheduler.timesteps
-        # One bar over frames x steps, so long videos show their rate in frames per second.
         banks = reference_banks(model, reference_latents, timesteps, context, self.offload_plan)
+        # One bar over frames x steps, so long videos show their rate in frames per second.
         with (
             phase(self.offload_plan, self.unet, self.pose_control),
+            reuse_pose_hints(self.pose_control),
             self.progress_bar(total=len(timesteps) * frames) as progress,
         ):
             progress.unit = "frame-step"
