@@ -10,7 +10,7 @@ import torch
 from magicpose.pipelines import pipeline_magicpose
 from magicpose.pipelines.offload import VAE_DECODE_FRAMES, decode_batch
 from magicpose.pipelines.pipeline_magicpose import MagicPosePipeline
-from tests.dummy_components import get_dummy_components
+from tests.dummy_components import get_dummy_components, get_dummy_inputs
 
 REFERENCE = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
 POSES = [np.random.default_rng(10 + i).integers(0, 255, (128, 128, 3), dtype=np.uint8) for i in range(5)]
@@ -91,3 +91,21 @@ def test_the_pose_hint_encoder_runs_once_per_generation_with_the_same_result(pip
         hook.remove()
     assert np.array_equal(reused, every_step)
     assert "forward" not in embedding.__dict__  # the module is as it was
+
+
+def test_latents_and_the_scheduler_stay_in_float32_under_half_precision_networks():
+    pipe = MagicPosePipeline(**get_dummy_components()).to(torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    data = get_dummy_inputs(frames=2)
+    seen = []
+    step = pipe.scheduler.step
+    pipe.scheduler.step = lambda eps, t, x, **kwargs: (seen.append((eps.dtype, x.dtype)), step(eps, t, x, **kwargs))[1]
+    latents = pipe.denoise(
+        data["noisy_latents"][:1].bfloat16(),
+        data["reference_latents"].bfloat16(),
+        data["pose_images"].bfloat16(),
+        pipe.text_context().bfloat16(),
+        num_inference_steps=2,
+    )
+    assert seen == [(torch.float32, torch.float32)] * 2 and latents.dtype == torch.float32
+    assert pipe.decode_latents(latents, 2).dtype == torch.bfloat16  # the VAE gets its own dtype

@@ -160,7 +160,10 @@ class MagicPosePipeline(DiffusionPipeline):
         scale = 1.0 / self.vae.config.scaling_factor
         with phase(self.offload_plan, self.vae):
             return torch.cat(
-                [self.vae.decode(part * scale).sample for part in latents.split(decode_batch(chunk_size))]
+                [
+                    self.vae.decode((part * scale).to(self.vae.dtype)).sample
+                    for part in latents.split(decode_batch(chunk_size))
+                ]
             )
 
     def prepare_poses(self, poses, height: int, width: int) -> torch.Tensor:
@@ -236,7 +239,11 @@ class MagicPosePipeline(DiffusionPipeline):
             recipe["guidance_interval"],
         )
         frames = latents.shape[0] if pose_images is None else pose_images.shape[0]
-        latents = latents.expand(frames, -1, -1, -1).clone() if latents.shape[0] == 1 else latents.clone()
+        # Latents and the scheduler's arithmetic in float32 whatever the networks' dtype: half-precision
+        # updates of x_t would round at every step; the networks still get their own dtype.
+        latents = (latents.expand(frames, -1, -1, -1) if latents.shape[0] == 1 else latents).to(
+            torch.float32, copy=True
+        )
         if latents.shape[0] != frames:
             raise ValueError(f"{latents.shape[0]} initial latents for {frames} pose frames")
         self.scheduler.set_timesteps(num_inference_steps, device=latents.device)
@@ -264,7 +271,7 @@ class MagicPosePipeline(DiffusionPipeline):
             # take Python ints, and no step waits for the device (a tensor index is a host sync).
             for t, step in zip(timesteps, timesteps.tolist()):
                 scale = guidance_scale_at(step, guidance_scale, guidance_interval)
-                model_input = self.scheduler.scale_model_input(latents, t)
+                model_input = self.scheduler.scale_model_input(latents, t).to(self.unet.dtype)
                 # The reference branch does not depend on the frame: one pass per step serves every chunk.
                 features = next(banks)
                 if is_motion_unet(self.unet):
@@ -295,7 +302,7 @@ class MagicPosePipeline(DiffusionPipeline):
                         )
                         progress.update(chunk.shape[0])
                     noise_pred = torch.cat(chunks)
-                latents = self.scheduler.step(noise_pred, step, latents, **step_kwargs, return_dict=False)[0]
+                latents = self.scheduler.step(noise_pred.float(), step, latents, **step_kwargs, return_dict=False)[0]
         return latents
 
     @torch.no_grad()
