@@ -22,6 +22,7 @@ from magicpose.models.text_context import TextContext, encode_prompt
 from magicpose.pipelines.image_guidance import guidance_scale_at, image_guidance
 from magicpose.pipelines.offload import OffloadPlan, decode_batch, phase, reference_banks
 from magicpose.pipelines.recipe import RECIPE_KEYS, check_recipe
+from magicpose.pipelines.schedulers import step_timestep
 from magicpose.pipelines.windows import denoise_in_windows
 from magicpose.poses.render import draw_openpose
 from magicpose.poses.types import PoseSequence
@@ -158,13 +159,9 @@ class MagicPosePipeline(DiffusionPipeline):
         """Latents to images in [-1, 1], at most `chunk_size` and a few frames at a time: VAE memory grows
         with the batch, and at the defaults it was the peak of a whole generation (`offload.decode_batch`)."""
         scale = 1.0 / self.vae.config.scaling_factor
+        parts = latents.split(decode_batch(chunk_size))
         with phase(self.offload_plan, self.vae):
-            return torch.cat(
-                [
-                    self.vae.decode((part * scale).to(self.vae.dtype)).sample
-                    for part in latents.split(decode_batch(chunk_size))
-                ]
-            )
+            return torch.cat([self.vae.decode((part * scale).to(self.vae.dtype)).sample for part in parts])
 
     def prepare_poses(self, poses, height: int, width: int) -> torch.Tensor:
         """Pose condition images (N, 3, H, W) in [0, 1] from images, a tensor or a `PoseSequence`."""
@@ -241,9 +238,8 @@ class MagicPosePipeline(DiffusionPipeline):
         frames = latents.shape[0] if pose_images is None else pose_images.shape[0]
         # Latents and the scheduler's arithmetic in float32 whatever the networks' dtype: half-precision
         # updates of x_t would round at every step; the networks still get their own dtype.
-        latents = (latents.expand(frames, -1, -1, -1) if latents.shape[0] == 1 else latents).to(
-            torch.float32, copy=True
-        )
+        latents = latents.expand(frames, -1, -1, -1) if latents.shape[0] == 1 else latents
+        latents = latents.to(torch.float32, copy=True)
         if latents.shape[0] != frames:
             raise ValueError(f"{latents.shape[0]} initial latents for {frames} pose frames")
         self.scheduler.set_timesteps(num_inference_steps, device=latents.device)
@@ -267,8 +263,8 @@ class MagicPosePipeline(DiffusionPipeline):
             self.progress_bar(total=len(timesteps) * frames) as progress,
         ):
             progress.unit = "frame-step"
-            # The timesteps read once as numbers: the scheduler's tables and the guidance interval then
-            # take Python ints, and no step waits for the device (a tensor index is a host sync).
+            # The timesteps read once as numbers: DDIM's tables and the guidance interval then take
+            # Python ints, and no step waits for the device (a tensor index is a host sync).
             for t, step in zip(timesteps, timesteps.tolist()):
                 scale = guidance_scale_at(step, guidance_scale, guidance_interval)
                 model_input = self.scheduler.scale_model_input(latents, t).to(self.unet.dtype)
@@ -302,7 +298,8 @@ class MagicPosePipeline(DiffusionPipeline):
                         )
                         progress.update(chunk.shape[0])
                     noise_pred = torch.cat(chunks)
-                latents = self.scheduler.step(noise_pred.float(), step, latents, **step_kwargs, return_dict=False)[0]
+                at = step_timestep(self.scheduler, t, step)
+                latents = self.scheduler.step(noise_pred.float(), at, latents, **step_kwargs, return_dict=False)[0]
         return latents
 
     @torch.no_grad()
