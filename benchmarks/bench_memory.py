@@ -4,7 +4,7 @@
 
 Weights and activations are counted on the meta device (`memory_model.py`: every tensor from its
 creation to its release, attention as a fused kernel), in float16, so it runs on the CPU in under two
-minute. Per stage: encode (VAE encoder, the reference), appearance (one appearance pass and its bank),
+minutes. Per stage: encode (VAE encoder, the reference), appearance (one appearance pass and its bank),
 denoise (one guided step, a frame chunk at a time) and decode (the VAE, `offload.decode_batch` frames
 at a time); "before" is the decode of a whole frame chunk, the peak before issue 30. Two ways to run:
 resident (every network on the GPU) and the offload plan (`--cpu-offload`: each network on the GPU
