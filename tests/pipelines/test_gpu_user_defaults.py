@@ -106,11 +106,11 @@ def test_half_precision_matches_float32(model_folder, dtype, tolerance):
     assert np.abs(half - full).mean() < tolerance / 4 and np.abs(half - full).max() < tolerance * 8
 
 
-def test_model_cpu_offload_runs_the_same_networks(model_folder):
+def test_cpu_offload_gives_the_same_frames(model_folder):
     plain = frames(quiet(load(model_folder, device="cpu")))
     offloaded = quiet(load(model_folder, device="cpu", cpu_offload=True))
-    assert offloaded.unet._hf_hook is not None  # accelerate's offload hooks are on the networks
-    np.testing.assert_allclose(frames(offloaded), plain, atol=1e-6)
+    assert offloaded.offload_plan is not None and offloaded.offload_plan.device.type == "cpu"
+    assert np.array_equal(frames(offloaded), plain)
 
 
 def test_vae_tiling_decodes_a_frame_larger_than_a_tile(model_folder):

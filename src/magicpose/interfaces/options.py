@@ -72,7 +72,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, official: bool = True) 
         "--dtype", default="auto", choices=DTYPE_NAMES, help="auto: float16 on a GPU, float32 on the CPU"
     )
     group.add_argument(
-        "--cpu-offload", action="store_true", help="keep each network on the CPU until it runs (small GPUs)"
+        "--cpu-offload",
+        action="store_true",
+        help="small GPUs: each network on the GPU for its phase only, none moved inside the denoising loop",
     )
     group.add_argument(
         "--vae-tiling", action="store_true", help="decode frames tile by tile (large frames, small GPUs)"

@@ -58,7 +58,7 @@ def load(
     motion_adapter: str | Path | None = None,
     motion_module: bool = True,
     scheduler: str | None = None,
-    cpu_offload: bool = False,
+    cpu_offload: bool | str = False,
     vae_tiling: bool = False,
     official_config: str | Path | None = None,
     sd15: str | Path | None = None,
@@ -72,8 +72,9 @@ def load(
         device, dtype: "auto" or None picks the GPU and float16 where there is one, else CPU and float32.
         motion_adapter, motion_module: see `load_pipeline`; an official checkpoint has no module of its own.
         scheduler: a sampler name of `magicpose.pipelines.schedulers.SCHEDULERS` in place of the model's own.
-        cpu_offload: keep each network on the CPU until it runs on `device` (diffusers' model CPU offload,
-            for small GPUs; on the CPU it changes nothing but runs the same hooks).
+        cpu_offload: small GPUs: each network waits on the CPU and comes to `device` for its phase of a
+            call, none inside the denoising loop (`MagicPosePipeline.enable_offload_plan`); "sequential":
+            diffusers' sequential offload, layer by layer, for GPUs too small even for that.
         vae_tiling: decode frames tile by tile (large frames on small GPUs).
     The model's own sampling recipe (steps, guidance, ...) comes with it: `pipeline.recipe()`.
     """
@@ -100,8 +101,10 @@ def load(
             raise InputError(str(error)) from error
     if vae_tiling:
         pipeline.enable_vae_tiling()
-    if cpu_offload:
-        pipeline.enable_model_cpu_offload(device=device)
+    if cpu_offload == "sequential":
+        pipeline.enable_sequential_cpu_offload(device=device)
+    elif cpu_offload:
+        pipeline.enable_offload_plan(device)
     else:
         pipeline.to(device)
     return pipeline

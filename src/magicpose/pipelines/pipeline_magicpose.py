@@ -32,10 +32,13 @@ from magicpose.models.motion_module import (
     is_motion_unet,
     tie_motion_adapter,
 )
+from magicpose.models.pose_hints import reuse_pose_hints
 from magicpose.models.text_context import TextContext, encode_prompt
 from magicpose.pipelines.image_guidance import guidance_scale_at
+from magicpose.pipelines.offload import OffloadPlan, decode_batch, phase, reference_banks
 from magicpose.pipelines.recipe import RECIPE_KEYS, check_recipe
 from magicpose.pipelines.saved_folder import name_pipeline_class, own_class_name
+from magicpose.pipelines.schedulers import step_timestep
 from magicpose.pipelines.windows import frame_chunks, guided_epsilon, sliding_windows
 from magicpose.poses.render import draw_openpose
 from magicpose.poses.types import PoseSequence
@@ -127,6 +130,7 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
             window_overlap=window_overlap,
         )
         self._model: MagicPoseModel | None = None
+        self.offload_plan: OffloadPlan | None = None
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.pose_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, do_normalize=False)
@@ -170,8 +174,14 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
         self.vae.enable_tiling()
 
     def enable_vae_slicing(self) -> None:
-        """Decode one frame at a time whatever `frame_chunk_size` is (less memory, same pixels)."""
+        """Decode one frame at a time (the default is already a few frames at a time: `decode_latents`)."""
         self.vae.enable_slicing()
+
+    def enable_offload_plan(self, device: torch.device | str = "cuda") -> None:
+        """Small GPUs: each network on `device` only for its phase of a call, none moved inside the
+        denoising loop (`magicpose.pipelines.offload`). Same results as running resident."""
+        self.offload_plan = OffloadPlan(device)
+        self.offload_plan.place(self)
 
     @property
     def model(self) -> MagicPoseModel:
@@ -196,7 +206,8 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
             return self.text_context().to(device=self._execution_device, dtype=self.unet.dtype)
         if self.text_encoder is None or self.tokenizer is None:
             raise ValueError("a text prompt needs a text_encoder and a tokenizer in the pipeline")
-        return encode_prompt(self.text_encoder, prompt, self.tokenizer).to(self._execution_device, self.unet.dtype)
+        with phase(self.offload_plan, self.text_encoder):
+            return encode_prompt(self.text_encoder, prompt, self.tokenizer).to(self._execution_device, self.unet.dtype)
 
     def encode_reference(self, image: torch.Tensor) -> torch.Tensor:
         """Clean reference latent: the VAE posterior mean times the scaling factor.
@@ -205,12 +216,16 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
         results independent of the sampler's RNG (SD's VAE posterior std is about 1e-2 of the mean).
         """
         image = image.to(device=self._execution_device, dtype=self.vae.dtype)
-        return self.vae.encode(image).latent_dist.mode() * self.vae.config.scaling_factor
+        with phase(self.offload_plan, self.vae):
+            return self.vae.encode(image).latent_dist.mode() * self.vae.config.scaling_factor
 
     def decode_latents(self, latents: torch.Tensor, chunk_size: int) -> torch.Tensor:
-        """Latents to images in [-1, 1], `chunk_size` frames at a time (VAE memory grows with the batch)."""
+        """Latents to images in [-1, 1], at most `chunk_size` and a few frames at a time: VAE memory grows
+        with the batch, and at the defaults it was the peak of a whole generation (`offload.decode_batch`)."""
         scale = 1.0 / self.vae.config.scaling_factor
-        return torch.cat([self.vae.decode(chunk * scale).sample for chunk in latents.split(chunk_size)])
+        parts = latents.split(decode_batch(chunk_size))
+        with phase(self.offload_plan, self.vae):
+            return torch.cat([self.vae.decode((part * scale).to(self.vae.dtype)).sample for part in parts])
 
     def prepare_poses(self, poses, height: int, width: int) -> torch.Tensor:
         """Pose condition images (N, 3, H, W) in [0, 1] from images, a tensor or a `PoseSequence`."""
@@ -305,7 +320,10 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
         frames = latents.shape[0] // videos if pose_images is None else pose_images.shape[0]
         if latents.shape[0] not in (1, videos * frames):
             raise ValueError(f"{latents.shape[0]} initial latents for {videos} video(s) of {frames} frames")
-        latents = latents.expand(videos * frames, -1, -1, -1).clone() if latents.shape[0] == 1 else latents.clone()
+        latents = latents.expand(videos * frames, -1, -1, -1) if latents.shape[0] == 1 else latents
+        # Latents and the scheduler's arithmetic in float32 whatever the networks' dtype: half-precision
+        # updates of x_t would round at every step; the networks still get their own dtype.
+        latents = latents.to(torch.float32, copy=True)
         self.scheduler.set_timesteps(recipe["num_inference_steps"], device=latents.device)
         if start_from_reference:
             if reference_latents is None:
@@ -329,14 +347,22 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
         model = self.model
         timesteps = self.scheduler.timesteps
         self._num_timesteps, self._interrupt = len(timesteps), False
+        # The reference branch does not depend on the frame: one pass per step serves a whole video.
+        banks = [reference_banks(model, reference, timesteps, context, self.offload_plan) for reference in references]
         # One bar over frames x steps, so long videos show their rate in frames per second.
-        with self.progress_bar(total=len(timesteps) * frames * videos) as progress:
+        with (
+            phase(self.offload_plan, self.unet, self.pose_control),
+            reuse_pose_hints(self.pose_control),
+            self.progress_bar(total=len(timesteps) * frames * videos) as progress,
+        ):
             progress.unit = "frame-step"
-            for i, t in enumerate(timesteps):
+            # The timesteps read once as numbers: DDIM's tables and the guidance interval then take
+            # Python ints, and no step waits for the device (a tensor index is a host sync).
+            for i, (t, step) in enumerate(zip(timesteps, timesteps.tolist())):
                 if self.interrupt:
                     continue
-                scale = guidance_scale_at(t, recipe["guidance_scale"], recipe["guidance_interval"])
-                model_input = self.scheduler.scale_model_input(latents, t)
+                scale = guidance_scale_at(step, recipe["guidance_scale"], recipe["guidance_interval"])
+                model_input = self.scheduler.scale_model_input(latents, t).to(self.unet.dtype)
                 noise_pred = torch.cat(
                     [
                         guided_epsilon(
@@ -345,17 +371,17 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
                             t,
                             context,
                             pose_images,
-                            # The reference branch does not depend on the frame: one pass per step serves the video.
-                            None if reference is None else model.encode_reference(reference, t, context),
+                            next(bank),
                             scale,
                             groups,
                             overlap,
                             frame_chunk_size=frame_chunk_size,
                         )
-                        for video, reference in enumerate(references)
+                        for video, bank in enumerate(banks)
                     ]
                 )
-                latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
+                at = step_timestep(self.scheduler, t, step)
+                latents = self.scheduler.step(noise_pred.float(), at, latents, **step_kwargs, return_dict=False)[0]
                 if callback_on_step_end is not None:
                     values = {"latents": latents, "noise_pred": noise_pred}
                     outputs = callback_on_step_end(

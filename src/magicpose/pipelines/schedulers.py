@@ -30,3 +30,10 @@ def scheduler_named(name: str, config) -> SchedulerMixin:
     if name == "ddim":
         return DDIMScheduler.from_config(config, **OFFICIAL_DDIM_SPACING)
     return SCHEDULERS[name].from_config(config)
+
+
+def step_timestep(scheduler: SchedulerMixin, timestep, number):
+    """The timestep to hand `scheduler.step`: DDIM indexes its host tables with it, so it gets the Python
+    number (a device tensor there is a host sync per lookup); the others keep the tensor (Euler refuses
+    integers) and index by step after the first one."""
+    return number if isinstance(scheduler, DDIMScheduler) else timestep
