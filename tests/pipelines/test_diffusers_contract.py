@@ -29,6 +29,18 @@ def generate(pipe, reference=REFERENCES[0], seed=0, **kwargs):
     return pipe(reference, POSES, **{**options, **kwargs}).frames
 
 
+def generate_seeing_processors(pipe):
+    """The frames, and the processors of the first spatial attn1 of both UNets while the pipeline samples."""
+    seen = {}
+
+    def look(pipe, step, timestep, tensors):
+        seen["base"] = pipe.unet.attn_processors[SPATIAL_ATTN1]
+        seen["appearance"] = pipe.appearance_control.attn_processors[SPATIAL_ATTN1]
+        return tensors
+
+    return generate(pipe, callback_on_step_end=look), seen
+
+
 @pytest.fixture(scope="module")
 def pipe():
     return quiet(MagicPosePipeline(**get_dummy_components()))
@@ -161,9 +173,10 @@ class TestDiffusersContract:
         assert np.abs(generate(pipe, reference=REFERENCES[1]) - expected).max() > 1e-3
 
         pipe.enable_attention_slicing(1)
-        sliced = generate(pipe)
-        processor = pipe.unet.attn_processors[SPATIAL_ATTN1]
-        assert isinstance(processor, MultiSourceAttnProcessor) and processor.inner.slice_size == 1
+        sliced, seen = generate_seeing_processors(pipe)
+        assert isinstance(seen["base"], MultiSourceAttnProcessor) and seen["base"].inner.slice_size == 1
+        # Between calls the UNets hold the user's processors themselves (what diffusers' methods expect)
+        assert pipe.unet.attn_processors[SPATIAL_ATTN1] is seen["base"].inner
         np.testing.assert_allclose(sliced, expected, atol=1e-5)
         pipe.disable_attention_slicing()
         np.testing.assert_array_equal(generate(pipe), expected)
@@ -172,12 +185,14 @@ class TestDiffusersContract:
         np.testing.assert_allclose(generate(pipe), expected, atol=1e-5)
         pipe.unet.set_attn_processor(AttnProcessor2_0())
         pipe.appearance_control.set_attn_processor(AttnProcessor2_0())
-        np.testing.assert_array_equal(generate(pipe), expected)
-        assert isinstance(pipe.appearance_control.attn_processors[SPATIAL_ATTN1], ReferenceWriteProcessor)
+        frames, seen = generate_seeing_processors(pipe)
+        np.testing.assert_array_equal(frames, expected)
+        assert isinstance(seen["appearance"], ReferenceWriteProcessor)
+        assert isinstance(pipe.appearance_control.attn_processors[SPATIAL_ATTN1], AttnProcessor2_0)
 
         pipe.fuse_qkv_projections()
-        fused = generate(pipe)
-        assert type(pipe.unet.attn_processors[SPATIAL_ATTN1].inner).__name__ == "FusedAttnProcessor2_0"
+        fused, seen = generate_seeing_processors(pipe)
+        assert type(seen["base"].inner).__name__ == "FusedAttnProcessor2_0"
         np.testing.assert_allclose(fused, expected, atol=1e-5)
         pipe.unfuse_qkv_projections()
         np.testing.assert_allclose(generate(pipe), expected, atol=1e-5)
@@ -192,9 +207,15 @@ class TestDiffusersContract:
             np.testing.assert_allclose(generate(pipe), expected, atol=1e-3)
             pipe.disable_xformers_memory_efficient_attention()
 
-        # diffusers refuses to reset processors it does not know; the reason names ours
-        with pytest.raises(ValueError, match="MultiSourceAttnProcessor"):
-            pipe.unet.set_default_attn_processor()
+        # diffusers resets only processors it knows: between calls the UNets hold only those
+        pipe.enable_attention_slicing(1)
+        generate(pipe)
+        pipe.unet.set_default_attn_processor()
+        pipe.appearance_control.set_default_attn_processor()
+        frames, seen = generate_seeing_processors(pipe)
+        assert type(seen["base"].inner) is AttnProcessor
+        np.testing.assert_allclose(frames, expected, atol=1e-5)
+        pipe.disable_attention_slicing()  # the pose ControlNet's processors too
 
         class Custom:  # a processor of the user's own that knows nothing of the reference
             def __call__(self, attn, hidden_states, **kwargs):

@@ -10,6 +10,7 @@ Without reference and pose this is the plain base UNet, the unconditional branch
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Literal
 
@@ -18,7 +19,12 @@ from diffusers import ControlNetModel, UNet2DConditionModel
 
 from magicpose.models.appearance_control import AppearanceControlModel
 from magicpose.models.motion_module import frames_per_call
-from magicpose.models.multi_source_attention import MultiSourceAttnProcessor, ReferenceBank, attach_reference_bank
+from magicpose.models.multi_source_attention import (
+    MultiSourceAttnProcessor,
+    ReferenceBank,
+    attach_reference_bank,
+    detach_reference_bank,
+)
 
 ReferenceFeatures = dict[str, torch.Tensor]
 Stage = Literal["appearance", "pose"]
@@ -58,6 +64,17 @@ class MagicPoseModel(torch.nn.Module):
         if self.appearance_control is not None:
             self.bank = attach_reference_bank(self.unet, self.appearance_control)
         return self.bank
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[ReferenceBank]:
+        """The reference processors on the UNets for a block (a sampling call), the user's own processors
+        given back after it: between calls diffusers' processor methods see only processors they know."""
+        bank = self.connect()
+        try:
+            yield bank
+        finally:
+            if self.appearance_control is not None:
+                detach_reference_bank(self.unet, self.appearance_control)
 
     def encode_reference(
         self, reference_latents: torch.Tensor, timesteps: torch.Tensor | int, encoder_hidden_states: torch.Tensor

@@ -225,6 +225,21 @@ def attach_reference_bank(base_unet, appearance_unet) -> ReferenceBank:
     return bank
 
 
+def detach_reference_bank(*unets) -> None:
+    """Give every layer back the processor its reference processor wraps, so that between two uses the
+    UNets hold only the user's processors and diffusers' own processor methods (`set_default_attn_processor`
+    checks that it knows every processor) work on them; `attach_reference_bank` wraps them again."""
+    for unet in unets:
+        processors = unet.attn_processors
+        if any(isinstance(p, (ReferenceWriteProcessor, MultiSourceAttnProcessor)) for p in processors.values()):
+            unet.set_attn_processor(
+                {
+                    name: p.inner if isinstance(p, (ReferenceWriteProcessor, MultiSourceAttnProcessor)) else p
+                    for name, p in processors.items()
+                }
+            )
+
+
 def install_reference_processors(unet, bank: ReferenceBank, role: str) -> int:
     """Put the write ('appearance') or read ('base') processor on every spatial attn1, around the processor
     the layer has; returns how many. Every other layer keeps (or gets back) its own processor, and

@@ -347,48 +347,51 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
         model = self.model
         timesteps = self.scheduler.timesteps
         self._num_timesteps, self._interrupt = len(timesteps), False
-        # The reference branch does not depend on the frame: one pass per step serves a whole video.
-        banks = [reference_banks(model, reference, timesteps, context, self.offload_plan) for reference in references]
-        # One bar over frames x steps, so long videos show their rate in frames per second.
-        with (
-            phase(self.offload_plan, self.unet, self.pose_control),
-            reuse_pose_hints(self.pose_control),
-            self.progress_bar(total=len(timesteps) * frames * videos) as progress,
-        ):
-            progress.unit = "frame-step"
-            # The timesteps read once as numbers: DDIM's tables and the guidance interval then take
-            # Python ints, and no step waits for the device (a tensor index is a host sync).
-            for i, (t, step) in enumerate(zip(timesteps, timesteps.tolist())):
-                if self.interrupt:
-                    continue
-                scale = guidance_scale_at(step, recipe["guidance_scale"], recipe["guidance_interval"])
-                model_input = self.scheduler.scale_model_input(latents, t).to(self.unet.dtype)
-                noise_pred = torch.cat(
-                    [
-                        guided_epsilon(
-                            model,
-                            model_input[video * frames : (video + 1) * frames],
-                            t,
-                            context,
-                            pose_images,
-                            next(bank),
-                            scale,
-                            groups,
-                            overlap,
-                            frame_chunk_size=frame_chunk_size,
-                        )
-                        for video, bank in enumerate(banks)
-                    ]
-                )
-                at = step_timestep(self.scheduler, t, step)
-                latents = self.scheduler.step(noise_pred.float(), at, latents, **step_kwargs, return_dict=False)[0]
-                if callback_on_step_end is not None:
-                    values = {"latents": latents, "noise_pred": noise_pred}
-                    outputs = callback_on_step_end(
-                        self, i, t, {name: values[name] for name in callback_on_step_end_tensor_inputs}
+        with model.attached():
+            # The reference branch does not depend on the frame: one pass per step serves a whole video.
+            banks = [
+                reference_banks(model, reference, timesteps, context, self.offload_plan) for reference in references
+            ]
+            # One bar over frames x steps, so long videos show their rate in frames per second.
+            with (
+                phase(self.offload_plan, self.unet, self.pose_control),
+                reuse_pose_hints(self.pose_control),
+                self.progress_bar(total=len(timesteps) * frames * videos) as progress,
+            ):
+                progress.unit = "frame-step"
+                # The timesteps read once as numbers: DDIM's tables and the guidance interval then take
+                # Python ints, and no step waits for the device (a tensor index is a host sync).
+                for i, (t, step) in enumerate(zip(timesteps, timesteps.tolist())):
+                    if self.interrupt:
+                        continue
+                    scale = guidance_scale_at(step, recipe["guidance_scale"], recipe["guidance_interval"])
+                    model_input = self.scheduler.scale_model_input(latents, t).to(self.unet.dtype)
+                    noise_pred = torch.cat(
+                        [
+                            guided_epsilon(
+                                model,
+                                model_input[video * frames : (video + 1) * frames],
+                                t,
+                                context,
+                                pose_images,
+                                next(bank),
+                                scale,
+                                groups,
+                                overlap,
+                                frame_chunk_size=frame_chunk_size,
+                            )
+                            for video, bank in enumerate(banks)
+                        ]
                     )
-                    latents = outputs.pop("latents", latents)
-                progress.update(frames * videos)
+                    at = step_timestep(self.scheduler, t, step)
+                    latents = self.scheduler.step(noise_pred.float(), at, latents, **step_kwargs, return_dict=False)[0]
+                    if callback_on_step_end is not None:
+                        values = {"latents": latents, "noise_pred": noise_pred}
+                        outputs = callback_on_step_end(
+                            self, i, t, {name: values[name] for name in callback_on_step_end_tensor_inputs}
+                        )
+                        latents = outputs.pop("latents", latents)
+                    progress.update(frames * videos)
         return latents
 
     @torch.no_grad()
