@@ -1,7 +1,7 @@
 """Samplers on the embedded puppet model: how DDIM, DPM-Solver++ and UniPC at few steps converge to DDIM at 50
 steps, their held-out puppet scores and their speed, all from the same initial noise.
 
-    nice .venv/bin/python benchmarks/bench_samplers.py [--videos 3] [--frames 8] [--size 128] [--steps 5 10 15 25]
+    nice .venv/bin/python benchmarks/bench_samplers.py [--videos 2] [--frames 8] [--size 128] [--steps 5 10 15 25]
     .venv/bin/python benchmarks/bench_samplers.py --quick      # the CI preset: 1 frame, DPM-Solver++ only
 
 Every setting generates the same test-split puppet clips as `magicpose evaluate --puppet` (reference frame 0,
@@ -9,9 +9,9 @@ driving poses every third frame after it) with the model's own recipe (start fro
 its guidance scale) and the same seeded noise; only the sampler, the steps or the guidance interval
 change. Columns: PSNR of each output against DDIM at 50 steps (whole frames, pooled over all frames:
 infinite when equal), the puppet benchmark's masked PSNR and person-mask IoU against the ground truth,
-and seconds per frame spent in the networks (wall time of the UNet, appearance model and ControlNet
-calls; the VAE and the puppet renderer are left out). Wall time depends on what else runs on the machine:
-the load average is printed beside it.
+and seconds per frame spent in the networks (wall and CPU time of the UNet, appearance model and
+ControlNet calls; the VAE and the puppet renderer are left out). Wall time depends on what else runs on
+the machine (the load average is printed beside it); CPU time much less.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Row:
     masked_psnr: float
     mask_iou: float
     seconds_per_frame: float
+    cpu_seconds_per_frame: float
     network_calls: int
 
 
@@ -77,20 +78,22 @@ def clips(videos: int, frames: int, size: int, stride: int = 3):
 
 
 class NetworkClock:
-    """Wall time and call count of the denoising networks' forward passes, through forward hooks."""
+    """Wall time, CPU time of this process (all its threads) and call count of the denoising networks'
+    forward passes, through forward hooks. CPU time is what the networks cost whatever else runs."""
 
     def __init__(self, networks):
-        self.seconds, self.calls, self._start = 0.0, 0, None
+        self.seconds, self.cpu_seconds, self.calls, self._start = 0.0, 0.0, 0, None
         self._handles = []
         for network in networks:
             self._handles.append(network.register_forward_pre_hook(self._enter))
             self._handles.append(network.register_forward_hook(self._leave))
 
     def _enter(self, module, args):
-        self._start = time.perf_counter()
+        self._start = time.perf_counter(), time.process_time()
 
     def _leave(self, module, args, output):
-        self.seconds += time.perf_counter() - self._start
+        self.seconds += time.perf_counter() - self._start[0]
+        self.cpu_seconds += time.process_time() - self._start[1]
         self.calls += 1
 
     def close(self):
@@ -114,7 +117,8 @@ def run(pipeline, chosen: list[Setting], *, videos: int, frames: int, size: int,
         for setting in chosen:
             pipeline.scheduler = scheduler_named(setting.sampler, own_scheduler.config)
             evaluation, generated = PuppetEvaluation(), []
-            clock.seconds, clock.calls = 0.0, 0
+            clock.seconds, clock.cpu_seconds, clock.calls = 0.0, 0.0, 0
+            started = time.perf_counter()
             for image, poses, targets, background in data:
                 output = pipeline(
                     image,
@@ -139,10 +143,11 @@ def run(pipeline, chosen: list[Setting], *, videos: int, frames: int, size: int,
                     scores["masked_psnr"],
                     scores["mask_iou"],
                     clock.seconds / len(generated),
+                    clock.cpu_seconds / len(generated),
                     clock.calls,
                 )
             )
-            print(f"  {setting.label}: done", flush=True)
+            print(f"  {setting.label}: {time.perf_counter() - started:.0f} s", flush=True)
     finally:
         clock.close()
         pipeline.scheduler = own_scheduler
@@ -152,8 +157,8 @@ def run(pipeline, chosen: list[Setting], *, videos: int, frames: int, size: int,
 def table(rows: list[Row], recipe: tuple[str, int]) -> str:
     lines = [
         "| sampler | steps | guided timesteps | PSNR to DDIM@50 ↑ | masked PSNR ↑ | mask IoU ↑ "
-        "| network s/frame | network calls |",
-        "|---|---|---|---|---|---|---|---|",
+        "| network s/frame | network CPU-s/frame | network calls |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         setting = row.setting
@@ -165,14 +170,15 @@ def table(rows: list[Row], recipe: tuple[str, int]) -> str:
             name += " (the model's recipe)"
         lines.append(
             f"| {name} | {setting.steps} | {guided} | {row.psnr_to_reference:.2f} | {row.masked_psnr:.2f} "
-            f"| {row.mask_iou:.3f} | {row.seconds_per_frame:.2f} | {row.network_calls} |"
+            f"| {row.mask_iou:.3f} | {row.seconds_per_frame:.2f} | {row.cpu_seconds_per_frame:.2f} "
+            f"| {row.network_calls} |"
         )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=3, help="test puppets (default 3)")
+    parser.add_argument("--videos", type=int, default=2, help="test puppets (default 2)")
     parser.add_argument("--frames", type=int, default=8, help="frames per puppet (default 8)")
     parser.add_argument("--size", type=int, default=128, help="frame side in pixels (default 128, as trained)")
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 15, 25])
@@ -186,6 +192,12 @@ def main(argv: list[str] | None = None) -> list[Row]:
         help="pairs of training timesteps: the model's own sampler guided only in (LOW, HIGH]",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared CPU, a second thread mostly waits for a busy core)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="1 puppet, 1 frame: DDIM@50, DPM-Solver++ at 5 and 25, one interval"
     )
     args = parser.parse_args(argv)
@@ -194,6 +206,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     if args.quick:
         args.videos, args.frames, args.steps, args.samplers = 1, 1, [5, 25], ["dpm++"]
         args.guidance_intervals = [500, 1000]
+    torch.set_num_threads(args.threads)
     intervals = list(zip(args.guidance_intervals[::2], args.guidance_intervals[1::2]))
 
     pipeline = magicpose.load()  # the embedded model, on the CPU in float32 here
