@@ -130,7 +130,7 @@ def run(pipeline, chosen: list[Setting], *, videos: int, frames: int, size: int,
                     width=size,
                     output_type="np",
                 )
-                frames_uint8 = [(frame * 255).round().astype(np.uint8) for frame in output.frames]
+                frames_uint8 = [(frame * 255).round().astype(np.uint8) for frame in output.frames[0]]  # one video
                 evaluation.add_video(frames_uint8, targets, background)
                 generated.extend(frames_uint8)
             generated = np.stack(generated)
