@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from magicpose.errors import DamagedMediaWarning, InputError, MissingWeightsError
-from magicpose.interfaces.options import check_seed
+from magicpose.interfaces.options import check_person, check_seed
 from magicpose.pipelines.recipe import check_recipe
 from magicpose.poses.framing import FIT_MODES
 from magicpose.poses.smoothing import SMOOTHING_LEVELS
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 EXAMPLE_FRAMES = 16
 MAX_SIDE = 2048  # the largest output side the page accepts (the CLI takes any multiple of 8)
 AUTO = "auto"  # the page's word for "the workflow's default" in the smoothing and person choices
-PEOPLE = ("largest", "center")  # who drives, besides an index counted from the left
 
 
 @dataclass
@@ -82,14 +81,12 @@ def prune_results(cache_dir: Path, keep: int, max_hours: float) -> int:
 def page_number(value, name: str, *, whole: bool = False) -> float | int:
     """A number from a widget or an API client (which may send anything JSON holds), or an InputError in the
     CLI's words: a value Gradio would otherwise reject with its internal text, or torch with an overflow."""
-    number = value
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        try:
-            number = float(value) if not isinstance(value, bool) else None
-        except (TypeError, ValueError):
-            number = None
-        if number is None:
-            raise InputError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, bool):
+        raise InputError(f"{name} must be a number, got {value!r}")
+    try:
+        number = value if isinstance(value, int) else float(value)  # ints stay exact (seeds up to 2**63 - 1)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(number):
         raise InputError(f"{name} must be a finite number, got {value}")
     if whole:
@@ -109,11 +106,7 @@ def person_choice(value) -> str | int | None:
     """Who drives: largest, center or an index counted from the left (a whole number or its digits)."""
     if value in (None, "", AUTO):
         return None
-    if value in PEOPLE:
-        return value
-    if str(value).isdigit():
-        return int(value)
-    raise InputError(f"who drives must be largest, center or an index from 0 (left to right), got {value!r}")
+    return check_person(value)
 
 
 def smooth_choice(value) -> str | None:

@@ -231,11 +231,19 @@ def add_strict_argument(parser: argparse.ArgumentParser) -> None:
 def person_argument(text: str) -> str | int:
     """An argparse type for --person: largest, center, or the 0-based index of a person on the first frame
     with anyone (checked here without importing the tracker, so that --help stays light)."""
-    text = str(text).strip().lower()
+    try:
+        return check_person(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def check_person(value) -> str | int:
+    """Who drives, as the CLI and the app take it: largest, center or a 0-based index from the left."""
+    text = str(value).strip().lower()
     if text in ("largest", "center"):
         return text
     if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected largest, center or a person index such as 0, got {text!r}")
+        raise InputError(f"who drives must be largest, center or an index from 0 (left to right), got {value!r}")
     return int(text)
 
 

@@ -47,6 +47,7 @@ class MagicPoseModel(torch.nn.Module):
         self.unet = unet
         self.appearance_control = appearance_control
         self.pose_control = pose_control
+        self._held = False  # inside `attached`
         # Without an appearance branch (the base UNet, or it with the pose ControlNet) nothing writes to the bank.
         self.bank = (
             _bank_read_by(unet) if appearance_control is None else attach_reference_bank(unet, appearance_control)
@@ -61,7 +62,7 @@ class MagicPoseModel(torch.nn.Module):
     def connect(self) -> ReferenceBank:
         """Wrap the reference processors around whatever attention processors the UNets hold now (a user
         may have set others since: slicing, xformers, fused projections); a no-op when nothing changed."""
-        if self.appearance_control is not None:
+        if self.appearance_control is not None and not self._held:
             self.bank = attach_reference_bank(self.unet, self.appearance_control)
         return self.bank
 
@@ -70,9 +71,11 @@ class MagicPoseModel(torch.nn.Module):
         """The reference processors on the UNets for a block (a sampling call), the user's own processors
         given back after it: between calls diffusers' processor methods see only processors they know."""
         bank = self.connect()
+        self._held = True  # connected for the whole block: the calls inside skip the processor walk
         try:
             yield bank
         finally:
+            self._held = False
             if self.appearance_control is not None:
                 detach_reference_bank(self.unet, self.appearance_control)
 

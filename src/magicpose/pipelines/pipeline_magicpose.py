@@ -39,7 +39,7 @@ from magicpose.pipelines.offload import OffloadPlan, decode_batch, phase, refere
 from magicpose.pipelines.recipe import RECIPE_KEYS, check_recipe
 from magicpose.pipelines.saved_folder import name_pipeline_class, own_class_name
 from magicpose.pipelines.schedulers import step_timestep
-from magicpose.pipelines.windows import frame_chunks, guided_epsilon, sliding_windows
+from magicpose.pipelines.windows import frame_chunks, guided_step_epsilon, sliding_windows
 from magicpose.poses.render import draw_openpose
 from magicpose.poses.types import PoseSequence
 
@@ -280,7 +280,7 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
         (1 or videos x N, 4, h, w), returned as (videos x N, 4, h, w), video-major.
 
         Per step and video: one appearance pass for all its frames, then one sampling step
-        (`windows.guided_epsilon`) over chunks of frames (2-D UNet) or overlapping windows of
+        (`windows.guided_step_epsilon`) over chunks of frames (2-D UNet) or overlapping windows of
         `window_frames` (motion UNet), then one scheduler step for all videos.
         `reference_latents`: (1 or N, 4, h, w) for one video (one for every frame, or one per frame), (1 or
         videos, 4, h, w) for several (one per video, or one for all); None switches
@@ -368,7 +368,7 @@ class MagicPosePipeline(DiffusionPipeline, StableDiffusionMixin):
                     model_input = self.scheduler.scale_model_input(latents, t).to(self.unet.dtype)
                     noise_pred = torch.cat(
                         [
-                            guided_epsilon(
+                            guided_step_epsilon(
                                 model,
                                 model_input[video * frames : (video + 1) * frames],
                                 t,

@@ -107,7 +107,7 @@ def blend_windows(
     return blend(predict, sliding_windows(num_frames, window, overlap), num_frames, overlap, shape)
 
 
-def guided_epsilon(
+def guided_step_epsilon(
     model: Callable[..., torch.Tensor],
     latents: torch.Tensor,
     timestep: torch.Tensor | int,
@@ -158,7 +158,7 @@ def denoise_in_windows(
     frame_chunk_size: int | None = None,
 ) -> torch.Tensor:
     """Guided epsilon of every frame of a video at one denoising step, each sliding window one clip
-    (`guided_epsilon` over `sliding_windows(len(latents), window, overlap)`).
+    (`guided_step_epsilon` over `sliding_windows(len(latents), window, overlap)`).
 
     Args:
         model: a `MagicPoseModel` (or any callable with its signature); with a motion UNet inside, a
@@ -176,7 +176,7 @@ def denoise_in_windows(
         (N, 4, h, w) blended epsilon.
     """
     groups = sliding_windows(latents.shape[0], window, overlap)
-    return guided_epsilon(
+    return guided_step_epsilon(
         model,
         latents,
         timestep,
