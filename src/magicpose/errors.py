@@ -6,8 +6,6 @@ from __future__ import annotations
 import errno
 import os
 
-DEBUG_VARIABLE = "MAGICPOSE_DEBUG"  # set to 1 (or pass --debug) to see the traceback of a handled failure
-
 # Set to 1 (or pass --debug) to see the traceback of a handled failure, and the pose detector's native logs.
 DEBUG_VARIABLE = "MAGICPOSE_DEBUG"
 

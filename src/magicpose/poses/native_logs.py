@@ -17,16 +17,11 @@ import sys
 import threading
 from collections.abc import Iterator
 
-from magicpose.errors import DEBUG_VARIABLE
+from magicpose.errors import debugging
 
 _lock = threading.Lock()
 _depth = 0
 _saved: tuple[int, object] | None = None  # (a copy of descriptor 2, the sys.stderr it replaced)
-
-
-def showing() -> bool:
-    """Whether native logs are shown (debugging)."""
-    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
 
 
 @contextlib.contextmanager
@@ -34,7 +29,7 @@ def quiet() -> Iterator[None]:
     """Descriptor 2 to /dev/null for the duration, Python's stderr kept; nests, and is shared by threads
     (the first to enter silences, the last to leave restores)."""
     global _depth, _saved
-    if showing():
+    if debugging():
         yield
         return
     with _lock:
